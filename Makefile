@@ -1,0 +1,59 @@
+# Account analytics lakehouse — developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+JARS_STAMP := .cache/jars/.resolved
+DEMO_DIR := demo
+
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup jars demo test test-fast lint fmt lock clean clean-demo
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(STAMP) $(JARS_STAMP)  ## Create .venv, install pinned packages and Delta's jars (idempotent)
+	@echo "setup: ready (.venv/bin/lakehouse, Delta jars in .cache/jars)"
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 setup'" >&2; exit 1; }
+	@command -v java >/dev/null || { echo "setup: java not found; Spark needs Java 17 (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "uv==0.13.9"
+	$(BIN)/uv pip install -q -p $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q -p $(BIN)/python --no-deps -e .
+	touch $@
+
+jars: $(JARS_STAMP)  ## Resolve Delta's jars from Maven Central into .cache/jars
+$(JARS_STAMP): $(STAMP) conf/lakehouse.yaml
+	$(BIN)/python -m jobs.jars resolve
+
+demo: setup  ## Generate the small preset, run the pipeline over several days, print the summary
+	$(BIN)/python -m jobs.demo --dir $(DEMO_DIR)
+
+test: setup  ## Run the whole test suite (CI runs this)
+	$(BIN)/python -m pytest
+
+test-fast: setup  ## Tests without the slow end-to-end ones
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup  ## ruff lint + format check
+	$(BIN)/ruff check jobs tests dags
+	$(BIN)/ruff format --check jobs tests dags
+
+fmt: setup  ## Apply ruff formatting and safe fixes
+	$(BIN)/ruff check --fix jobs tests dags
+	$(BIN)/ruff format jobs tests dags
+
+lock:  ## Re-compile requirements.lock from pyproject.toml (needs uv)
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean-demo:  ## Remove the demo landing zone and warehouse
+	rm -rf $(DEMO_DIR)
+
+clean: clean-demo  ## Remove the virtualenv, caches, warehouse and demo data
+	rm -rf $(VENV) .cache warehouse spark-warehouse metastore_db .pytest_cache

@@ -1,0 +1,200 @@
+"""`lakehouse` — the command line (SPEC §9).
+
+    lakehouse generate --preset tiny|small|medium --days N [--seed S] --out LANDING
+    lakehouse run      --date D [--tenant T ...]
+    lakehouse backfill --start D1 --end D2 [--tenant T ...]
+    lakehouse sql      "SELECT ... FROM silver.events ..."
+
+Locations come from flags or LAKEHOUSE_LANDING / LAKEHOUSE_WAREHOUSE / LAKEHOUSE_CONF.
+Every error names the flag, file or key at fault; exit status is 0 only on full success.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from jobs.config import ConfigError, Settings, load_settings
+from jobs.validation import InputError, parse_date, require_tenant_id
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Account analytics lakehouse: landing JSON → bronze → silver → gold Delta tables.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+LandingOpt = Annotated[
+    str | None,
+    typer.Option("--landing", envvar="LAKEHOUSE_LANDING", help="Landing root (SPEC §3)."),
+]
+WarehouseOpt = Annotated[
+    str | None,
+    typer.Option("--warehouse", envvar="LAKEHOUSE_WAREHOUSE", help="Warehouse root."),
+]
+ConfOpt = Annotated[
+    str | None, typer.Option("--conf", envvar="LAKEHOUSE_CONF", help="Conf directory.")
+]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option("--profile", envvar="LAKEHOUSE_PROFILE", help="Profile of conf/lakehouse.yaml."),
+]
+TenantOpt = Annotated[
+    list[str] | None,
+    typer.Option("--tenant", help="Limit the run to this tenant (repeatable)."),
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _settings(conf: str | None, landing: str | None, warehouse: str | None,
+              profile: str | None) -> Settings:  # fmt: skip
+    try:
+        return load_settings(conf_dir=conf, landing=landing, warehouse=warehouse, profile=profile)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _tenants(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    try:
+        return sorted({require_tenant_id(v, "--tenant") for v in values})
+    except InputError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _date(value: str, flag: str) -> dt.date:
+    try:
+        return parse_date(value, flag)
+    except InputError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _print_stats(result) -> None:  # noqa: ANN001 - a pipeline.RunResult
+    table = Table(title=f"Deliveries processed by {result.run_id}", title_justify="left")
+    for col in ("tenant", "delivery", "landed", "accepted", "duplicates", "rejected", "reasons"):
+        table.add_column(col, justify="left" if col in ("tenant", "delivery", "reasons") else "right")
+    for s in result.stats:
+        reasons = ", ".join(f"{k} {v}" for k, v in s.rejected_by_reason.items())
+        tenant = s.tenant_id if s.is_registered else f"{s.tenant_id} (unregistered)"
+        table.add_row(tenant, str(s.delivery_date), f"{s.landed_lines:,}", f"{s.accepted:,}",
+                      f"{s.duplicates:,}", f"{s.rejected:,}", reasons)  # fmt: skip
+    console.print(table)
+
+
+def _execute(command: str, settings: Settings, dates: list[dt.date],
+             tenants: list[str] | None) -> None:  # fmt: skip
+    from jobs.pipeline import execute  # Spark is imported only by commands that need it
+
+    try:
+        result = execute(settings, command, dates, tenants)
+    except (ConfigError, InputError) as exc:
+        raise _fail(str(exc)) from None
+    _print_stats(result)
+    if result.status != "succeeded":
+        raise _fail(f"run {result.run_id} failed: {result.error}", code=1)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Landing root to write into.")],
+    preset: Annotated[str, typer.Option("--preset", help="tiny | small | medium")] = "tiny",
+    days: Annotated[int, typer.Option("--days", min=1, help="Delivery days.")] = 3,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 7,
+    start: Annotated[str | None, typer.Option("--start", help="First delivery date.")] = None,
+) -> None:
+    """Write deterministic multi-tenant landing data (and its ground truth under _truth/)."""
+    from jobs.generate import DEFAULT_START, generate_landing
+
+    first = _date(start, "--start") if start else DEFAULT_START
+    try:
+        summary = generate_landing(preset, days, seed, out, first)
+    except ValueError as exc:
+        raise _fail(f"--preset/--days: {exc}") from None
+    console.print(f"generated {summary}")
+
+
+@app.command()
+def run(
+    date: Annotated[str, typer.Option("--date", help="Delivery date YYYY-MM-DD.")],
+    tenant: TenantOpt = None,
+    landing: LandingOpt = None,
+    warehouse: WarehouseOpt = None,
+    conf: ConfOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Process one delivery date: landing → bronze → silver."""
+    day = _date(date, "--date")
+    tenants = _tenants(tenant)
+    _execute("run", _settings(conf, landing, warehouse, profile), [day], tenants)
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--start", help="First delivery date.")],
+    end: Annotated[str, typer.Option("--end", help="Last delivery date (inclusive).")],
+    tenant: TenantOpt = None,
+    landing: LandingOpt = None,
+    warehouse: WarehouseOpt = None,
+    conf: ConfOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Replay a range of delivery dates in one Spark session."""
+    first, last = _date(start, "--start"), _date(end, "--end")
+    if last < first:
+        raise _fail(f"--end: {last} is before --start {first}")
+    if (last - first).days > 366 * 5:
+        raise _fail("--start/--end: a backfill spans at most five years")
+    dates = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    tenants = _tenants(tenant)
+    _execute("backfill", _settings(conf, landing, warehouse, profile), dates, tenants)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="Spark SQL over layer.table names.")],
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Rows to print.")] = 50,
+    warehouse: WarehouseOpt = None,
+    conf: ConfOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Query bronze/silver/gold/ops tables by name in a fresh process."""
+    from jobs.catalog import register_tables
+    from jobs.spark import build_session
+
+    settings = _settings(conf, None, warehouse, profile)
+    spark = build_session(settings, app_name="lakehouse sql")
+    register_tables(spark, settings)
+    try:
+        df = spark.sql(query)
+    except Exception as exc:  # analysis errors: unknown table/column, syntax
+        raise _fail(f"query: {str(exc).splitlines()[0]}") from None
+    rows = df.limit(limit).collect()
+    table = Table(show_lines=False)
+    for name in df.columns:
+        table.add_column(name)
+    for row in rows:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

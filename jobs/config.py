@@ -1,0 +1,346 @@
+"""Configuration: `conf/*.yaml` loaded into frozen, typed objects.
+
+Every problem is reported as a `ConfigError` that names the file and the key at fault
+(`conf/lakehouse.yaml: profiles.local.shuffle_partitions: expected int, got 'eight'`).
+Unknown keys are errors too, so a typo never silently falls back to a default.
+
+Where things live is decided here and only here (SPEC §10): landing root, warehouse root
+and conf directory each come from a flag, else an environment variable
+(`LAKEHOUSE_LANDING`, `LAKEHOUSE_WAREHOUSE`, `LAKEHOUSE_CONF`), else the embedded default
+under the project folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+TENANT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+EVENT_CATEGORIES = (
+    "core",
+    "advanced",
+    "collaboration",
+    "admin",
+    "onboarding",
+    "experiment",
+    "system",
+)
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, malformed, or holds a bad value."""
+
+
+# --------------------------------------------------------------------------- typed objects
+
+
+@dataclass(frozen=True)
+class SparkProfile:
+    """How to reach Spark and where the warehouse lives for one deployment profile."""
+
+    master: str = "local[*]"
+    warehouse: str | None = None  # None: <project>/warehouse (the embedded default)
+    driver_memory: str = "4g"
+    shuffle_partitions: int = 8
+    spark_conf: dict[str, str] = field(default_factory=dict)
+    local_pii_key: bool = False  # demo/test only: generate .secrets/pii.key if no env key
+
+
+@dataclass(frozen=True)
+class DeltaConf:
+    """Which Delta jars the session uses.
+
+    `jars_dir` points at pre-downloaded jars (air-gapped clusters); when unset the session
+    uses the jars `make setup` resolved into `.cache/jars`, and failing that the Maven
+    coordinates (`spark.jars.packages`).
+    """
+
+    version: str = "4.4.0"
+    maven_artifact: str = "io.delta:delta-spark_4.1_2.13"
+    jars_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class IdentityConf:
+    """Identity-stitching settings (SPEC §4.4)."""
+
+    max_user_ids_per_identifier: int = 3
+    blocked_identifier_values: tuple[str, ...] = (
+        "",
+        "null",
+        "undefined",
+        "none",
+        "nan",
+        "0",
+        "-1",
+        "anonymous",
+        "guest",
+        "unknown",
+        "[object object]",
+    )
+
+
+@dataclass(frozen=True)
+class ValidationConf:
+    """Limits of SPEC §4.1."""
+
+    max_line_bytes: int = 1_048_576
+    max_field_chars: int = 128
+    min_event_date: str = "2000-01-01"
+    future_days: int = 2
+    supported_schema_versions: tuple[int, ...] = (1, 2)
+
+
+@dataclass(frozen=True)
+class PipelineConf:
+    """`conf/lakehouse.yaml`."""
+
+    profile: str = "local"
+    profiles: dict[str, SparkProfile] = field(default_factory=lambda: {"local": SparkProfile()})
+    delta: DeltaConf = field(default_factory=DeltaConf)
+    identity: IdentityConf = field(default_factory=IdentityConf)
+    validation: ValidationConf = field(default_factory=ValidationConf)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One registered tenant (SPEC §2)."""
+
+    id: str
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class TenantRegistry:
+    """`conf/tenants.yaml`."""
+
+    tenants: tuple[Tenant, ...] = ()
+
+    def ids(self) -> tuple[str, ...]:
+        return tuple(t.id for t in self.tenants)
+
+    def __contains__(self, tenant_id: object) -> bool:
+        return any(t.id == tenant_id for t in self.tenants)
+
+
+@dataclass(frozen=True)
+class TaxonomyEntry:
+    """One tracking-plan event: its canonical (v2) name, v1 name, category and feature."""
+
+    name: str
+    v1_name: str
+    category: str
+    feature_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """`conf/event_taxonomy.yaml` (SPEC §3.5)."""
+
+    events: tuple[TaxonomyEntry, ...] = ()
+
+
+# --------------------------------------------------------------------------- generic loader
+
+T = TypeVar("T")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against the annotation `tp`, converting YAML lists to tuples."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return _build(tp, value, where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {
+            _coerce(k, args[0], f"{where}"): _coerce(v, args[1], f"{where}.{k}")
+            for k, v in value.items()
+        }
+    if tp is str:
+        # YAML turns `4g`-like values into strings already; numbers in spark_conf are fine.
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected int, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")  # pragma: no cover
+
+
+def _build(cls: type[T], data: Mapping[str, Any], where: str) -> T:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in known:
+            raise ConfigError(
+                f"{where}.{key}: unknown key (expected one of: {', '.join(sorted(known))})"
+            )
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required key is missing
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _read_yaml(path: Path) -> Mapping[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_file(cls: type[T], path: Path) -> T:
+    """Load one YAML file into the dataclass `cls`; errors start with the file name."""
+    obj = _build(cls, _read_yaml(path), str(path))
+    _check(obj, path)
+    return obj
+
+
+# --------------------------------------------------------------------------- semantic checks
+
+
+def _check(obj: Any, path: Path) -> None:
+    if isinstance(obj, PipelineConf):
+        if obj.profile not in obj.profiles:
+            raise ConfigError(f"{path}: profile: {obj.profile!r} is not one of profiles")
+        if obj.identity.max_user_ids_per_identifier < 1:
+            raise ConfigError(f"{path}: identity.max_user_ids_per_identifier: must be >= 1")
+        for name, prof in obj.profiles.items():
+            if prof.shuffle_partitions < 1:
+                raise ConfigError(f"{path}: profiles.{name}.shuffle_partitions: must be >= 1")
+    elif isinstance(obj, TenantRegistry):
+        seen: set[str] = set()
+        for i, tenant in enumerate(obj.tenants):
+            where = f"{path}: tenants[{i}]"
+            if not TENANT_ID_PATTERN.match(tenant.id):
+                raise ConfigError(f"{where}.id: {tenant.id!r} does not match {TENANT_ID_PATTERN.pattern}")
+            if tenant.id in seen:
+                raise ConfigError(f"{where}.id: duplicate tenant {tenant.id!r}")
+            seen.add(tenant.id)
+            try:
+                zoneinfo.ZoneInfo(tenant.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ConfigError(
+                    f"{where}.timezone: {tenant.timezone!r} is not an IANA time zone"
+                ) from None
+    elif isinstance(obj, Taxonomy):
+        names: set[str] = set()
+        for i, entry in enumerate(obj.events):
+            where = f"{path}: events[{i}]"
+            if entry.category not in EVENT_CATEGORIES:
+                raise ConfigError(
+                    f"{where}.category: {entry.category!r} is not one of {', '.join(EVENT_CATEGORIES)}"
+                )
+            for name in (entry.name, entry.v1_name):
+                if name in names:
+                    raise ConfigError(f"{where}: event name {name!r} is mapped twice")
+                names.add(name)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a job needs to know about its environment, resolved once."""
+
+    conf_dir: Path
+    landing: str
+    warehouse: str
+    profile_name: str
+    pipeline: PipelineConf
+    tenants: TenantRegistry
+    taxonomy: Taxonomy
+
+    @property
+    def profile(self) -> SparkProfile:
+        return self.pipeline.profiles[self.profile_name]
+
+    def table_path(self, qualified_name: str) -> str:
+        """`layer.name` lives at `<warehouse>/<layer>/<name>` (SPEC §10)."""
+        layer, _, name = qualified_name.partition(".")
+        if not layer or not name:
+            raise ValueError(f"table name {qualified_name!r} must be 'layer.name'")
+        return f"{self.warehouse.rstrip('/')}/{layer}/{name}"
+
+    def timezone_of(self, tenant_id: str) -> str:
+        for tenant in self.tenants.tenants:
+            if tenant.id == tenant_id:
+                return tenant.timezone
+        raise KeyError(tenant_id)
+
+
+def _first(*values: str | None) -> str | None:
+    return next((v for v in values if v), None)
+
+
+def load_settings(
+    conf_dir: str | Path | None = None,
+    landing: str | None = None,
+    warehouse: str | None = None,
+    profile: str | None = None,
+) -> Settings:
+    """Resolve locations (flag > environment > default) and load every conf file."""
+    conf = Path(_first(str(conf_dir) if conf_dir else None, os.environ.get("LAKEHOUSE_CONF"))
+                or PROJECT_DIR / "conf")
+    if not conf.is_dir():
+        raise ConfigError(f"{conf}: conf directory not found (--conf / LAKEHOUSE_CONF)")
+    pipeline = load_file(PipelineConf, conf / "lakehouse.yaml")
+    profile_name = _first(profile, os.environ.get("LAKEHOUSE_PROFILE")) or pipeline.profile
+    if profile_name not in pipeline.profiles:
+        raise ConfigError(
+            f"{conf / 'lakehouse.yaml'}: profiles: no profile named {profile_name!r} "
+            f"(--profile / LAKEHOUSE_PROFILE; known: {', '.join(sorted(pipeline.profiles))})"
+        )
+    prof = pipeline.profiles[profile_name]
+    return Settings(
+        conf_dir=conf,
+        landing=_first(landing, os.environ.get("LAKEHOUSE_LANDING"))
+        or str(PROJECT_DIR / "landing"),
+        warehouse=_first(warehouse, os.environ.get("LAKEHOUSE_WAREHOUSE"), prof.warehouse)
+        or str(PROJECT_DIR / "warehouse"),
+        profile_name=profile_name,
+        pipeline=pipeline,
+        tenants=load_file(TenantRegistry, conf / "tenants.yaml"),
+        taxonomy=load_file(Taxonomy, conf / "event_taxonomy.yaml"),
+    )

@@ -1,0 +1,133 @@
+"""The run ledger: `ops.pipeline_runs` and `ops.delivery_stats` (append-only Delta tables).
+
+A run appends a `started` row when it begins and a `succeeded` or `failed` row when it
+ends; a run with only `started` was interrupted. Only counts travel to the driver.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from pyspark.sql import types as T
+
+from jobs.context import RunContext
+from jobs.delta_io import append
+from jobs.tables import OPS_DELIVERY_STATS, OPS_PIPELINE_RUNS
+
+RUN_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("command", T.StringType(), False),
+        T.StructField("status", T.StringType(), False),
+        T.StructField("delivery_dates", T.ArrayType(T.DateType()), True),
+        T.StructField("tenants", T.ArrayType(T.StringType()), True),
+        T.StructField("started_at", T.TimestampType(), False),
+        T.StructField("recorded_at", T.TimestampType(), False),
+        T.StructField("duration_s", T.DoubleType(), True),
+        T.StructField("error", T.StringType(), True),
+    ]
+)
+
+STATS_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("tenant_id", T.StringType(), False),
+        T.StructField("delivery_date", T.DateType(), False),
+        T.StructField("is_registered", T.BooleanType(), False),
+        T.StructField("files", T.LongType(), False),
+        T.StructField("landed_lines", T.LongType(), False),
+        T.StructField("blank_lines", T.LongType(), False),
+        T.StructField("bronze_rows", T.LongType(), False),
+        T.StructField("accepted", T.LongType(), False),
+        T.StructField("duplicates", T.LongType(), False),
+        T.StructField("rejected", T.LongType(), False),
+        T.StructField("rejected_by_reason", T.MapType(T.StringType(), T.LongType()), False),
+        T.StructField("is_conserved", T.BooleanType(), False),
+        T.StructField("recorded_at", T.TimestampType(), False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class DeliveryStats:
+    """Conservation of one tenant's event delivery: landed = accepted + rejected + duplicates."""
+
+    tenant_id: str
+    delivery_date: dt.date
+    is_registered: bool
+    files: int
+    landed_lines: int
+    blank_lines: int
+    bronze_rows: int
+    accepted: int
+    duplicates: int
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejected_by_reason.values())
+
+    @property
+    def is_conserved(self) -> bool:
+        return (
+            self.landed_lines == self.bronze_rows
+            and self.landed_lines == self.accepted + self.rejected + self.duplicates
+        )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def record_run(
+    ctx: RunContext,
+    status: str,
+    dates: Sequence[dt.date],
+    tenants: Sequence[str] | None,
+    error: str | None = None,
+) -> None:
+    now = _now()
+    started = ctx.started_at.replace(tzinfo=None)
+    row = (
+        ctx.run_id,
+        ctx.command,
+        status,
+        list(dates),
+        list(tenants) if tenants is not None else None,
+        started,
+        now,
+        None if status == "started" else (now - started).total_seconds(),
+        error,
+    )
+    df = ctx.spark.createDataFrame([row], RUN_SCHEMA)
+    append(df, ctx.path(OPS_PIPELINE_RUNS.name))
+
+
+def record_delivery_stats(ctx: RunContext, stats: Sequence[DeliveryStats]) -> None:
+    if not stats:
+        return
+    now = _now()
+    rows = []
+    for s in stats:
+        d = asdict(s)
+        rows.append(
+            (
+                ctx.run_id,
+                s.tenant_id,
+                s.delivery_date,
+                s.is_registered,
+                s.files,
+                s.landed_lines,
+                s.blank_lines,
+                s.bronze_rows,
+                s.accepted,
+                s.duplicates,
+                s.rejected,
+                d["rejected_by_reason"],
+                s.is_conserved,
+                now,
+            )
+        )
+    append(ctx.spark.createDataFrame(rows, STATS_SCHEMA), ctx.path(OPS_DELIVERY_STATS.name))

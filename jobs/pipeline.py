@@ -1,0 +1,104 @@
+"""One run of the pipeline: bronze → silver events for one or more delivery dates.
+
+`execute` is the entry point shared by the CLI and the Airflow tasks: it builds the run
+context, writes the ledger, runs the stages and turns failures into a non-zero status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+
+from jobs import bronze, silver_events
+from jobs.config import Settings
+from jobs.context import RunContext, configure_logging, new_run_id
+from jobs.ledger import DeliveryStats, record_delivery_stats, record_run
+from jobs.pii import load_pii_key
+from jobs.spark import build_session
+
+
+class ConservationError(RuntimeError):
+    """Landed lines ≠ accepted + rejected + duplicates for some tenant-delivery."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    status: str
+    stats: tuple[DeliveryStats, ...]
+    error: str | None = None
+
+
+def run_delivery(
+    ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str] | None
+) -> list[DeliveryStats]:
+    """Process one delivery date (all tenants in landing, or only `tenants`)."""
+    landed = bronze.ingest(ctx, delivery_date, tenants)
+    event_tenants = landed.tenants["events"]
+    silver = silver_events.build(ctx, delivery_date, event_tenants)
+    registered = set(ctx.settings.tenants.ids())
+    stats = [
+        DeliveryStats(
+            tenant_id=t,
+            delivery_date=delivery_date,
+            is_registered=t in registered,
+            files=landed.files.get(("events", t), 0),
+            landed_lines=landed.landed_lines.get(("events", t), 0),
+            blank_lines=landed.blank_lines.get(("events", t), 0),
+            bronze_rows=silver.bronze_rows.get(t, 0),
+            accepted=silver.accepted.get(t, 0),
+            duplicates=silver.duplicates.get(t, 0),
+            rejected_by_reason=dict(sorted(silver.rejected.get(t, {}).items())),
+        )
+        for t in event_tenants
+    ]
+    record_delivery_stats(ctx, stats)
+    broken = [s for s in stats if not s.is_conserved]
+    if broken:
+        detail = "; ".join(
+            f"{s.tenant_id}/{s.delivery_date}: landed {s.landed_lines}, bronze {s.bronze_rows}, "
+            f"accepted {s.accepted} + rejected {s.rejected} + duplicates {s.duplicates}"
+            for s in broken
+        )
+        raise ConservationError(f"conservation violated: {detail}")
+    return stats
+
+
+def execute(
+    settings: Settings,
+    command: str,
+    dates: Sequence[dt.date],
+    tenants: Sequence[str] | None = None,
+    spark: SparkSession | None = None,
+) -> RunResult:
+    """Run `dates` in order inside one Spark session and one ledgered run.
+
+    `spark` is for callers that already hold a session (tests, notebooks); otherwise one is
+    built from `settings`.
+    """
+    run_id = new_run_id()
+    log = configure_logging(run_id)
+    pii_key, key_origin = load_pii_key(settings)
+    spark = spark or build_session(settings, app_name=f"lakehouse {command}")
+    ctx = RunContext(spark, settings, run_id, command, pii_key, log=log)
+    log.info("%s: dates %s, tenants %s", command, [d.isoformat() for d in dates], tenants or "all")
+    log.info("warehouse %s, landing %s; pseudonym key from %s",
+             settings.warehouse, settings.landing, key_origin)  # fmt: skip
+    record_run(ctx, "started", dates, tenants)
+    all_stats: list[DeliveryStats] = []
+    try:
+        for day in dates:
+            all_stats += run_delivery(ctx, day, tenants)
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        log.error("run failed: %s", message)
+        log.debug(traceback.format_exc())
+        record_run(ctx, "failed", dates, tenants, error=message[:4000])
+        return RunResult(run_id, "failed", tuple(all_stats), message)
+    record_run(ctx, "succeeded", dates, tenants)
+    log.info("run succeeded")
+    return RunResult(run_id, "succeeded", tuple(all_stats))

@@ -1,0 +1,86 @@
+"""The one place a SparkSession is built.
+
+Jobs receive the session; they never create one. The builder wires Delta in (extensions,
+catalog, jars), applies the profile's master, memory and shuffle settings, pins the
+session time zone to UTC (event instants are UTC; tenant-local dates are derived
+explicitly) and keeps the console quiet.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from jobs.config import PROJECT_DIR, Settings
+from jobs.jars import JARS_DIR, resolved_jars
+
+
+def delta_jar_conf(settings: Settings) -> dict[str, str]:
+    """`spark.jars` from pre-downloaded or cached jars, else Maven coordinates via Ivy."""
+    delta = settings.pipeline.delta
+    if delta.jars_dir:
+        jars = sorted(Path(delta.jars_dir).glob("*.jar"))
+        if not jars:
+            raise FileNotFoundError(
+                f"{settings.conf_dir / 'lakehouse.yaml'}: delta.jars_dir: no *.jar in {delta.jars_dir}"
+            )
+        return {"spark.jars": ",".join(str(j) for j in jars)}
+    cached = resolved_jars(delta, JARS_DIR)
+    if cached:
+        return {"spark.jars": ",".join(str(j) for j in cached)}
+    return {
+        "spark.jars.packages": f"{delta.maven_artifact}:{delta.version}",
+        "spark.jars.ivy": str(PROJECT_DIR / ".cache" / "ivy"),
+    }
+
+
+def session_conf(settings: Settings, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The full Spark configuration for `settings`' profile (exposed for tests and docs)."""
+    profile = settings.profile
+    conf: dict[str, str] = {
+        "spark.master": profile.master,
+        "spark.driver.memory": profile.driver_memory,
+        "spark.sql.shuffle.partitions": str(profile.shuffle_partitions),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.warehouse.dir": f"{settings.warehouse.rstrip('/')}/_spark_catalog",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.debug.maxToStringFields": "500",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.driver.extraJavaOptions": (
+            f"-Dlog4j2.configurationFile=file:{settings.conf_dir / 'log4j2.properties'}"
+            f" -Dderby.system.home={PROJECT_DIR / '.cache' / 'derby'}"
+        ),
+    }
+    if profile.master.startswith("local"):
+        conf.update(
+            {
+                "spark.ui.enabled": "false",
+                "spark.driver.host": "127.0.0.1",
+                "spark.driver.bindAddress": "127.0.0.1",
+                "spark.pyspark.python": sys.executable,
+            }
+        )
+    conf.update(delta_jar_conf(settings))
+    conf.update(profile.spark_conf)
+    if overrides:
+        conf.update(overrides)
+    return conf
+
+
+def build_session(
+    settings: Settings, app_name: str = "lakehouse", overrides: Mapping[str, str] | None = None
+) -> SparkSession:
+    """Create (or return the running) SparkSession configured for `settings`."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in session_conf(settings, overrides).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
