@@ -130,6 +130,20 @@ def ingest(
             continue
         for d in deliveries:
             result.files[(source, d.tenant_id)] = len(d.files)
+        with ctx.stage("bronze"):
+            _ingest_source(ctx, source, delivery_date, deliveries, result)
+    return result
+
+
+def _ingest_source(
+    ctx: RunContext,
+    source: str,
+    delivery_date: dt.date,
+    deliveries: list[Delivery],
+    result: BronzeResult,
+) -> None:
+    if True:
+        spark = ctx.spark
         lines = read_landed_lines(spark, deliveries)
         counts = (
             lines.groupBy("tenant_id")

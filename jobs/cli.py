@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from rich.table import Table
 
 from jobs.config import ConfigError, Settings, load_settings
 from jobs.validation import InputError, parse_date, require_tenant_id
+
+if TYPE_CHECKING:
+    from jobs.pipeline import RunResult
 
 app = typer.Typer(
     add_completion=False,
@@ -81,10 +84,12 @@ def _date(value: str, flag: str) -> dt.date:
         raise _fail(str(exc)) from None
 
 
-def _print_stats(result) -> None:  # noqa: ANN001 - a pipeline.RunResult
+def _print_stats(result: RunResult) -> None:
     table = Table(title=f"Deliveries processed by {result.run_id}", title_justify="left")
     for col in ("tenant", "delivery", "landed", "accepted", "duplicates", "rejected", "reasons"):
-        table.add_column(col, justify="left" if col in ("tenant", "delivery", "reasons") else "right")
+        table.add_column(
+            col, justify="left" if col in ("tenant", "delivery", "reasons") else "right"
+        )
     for s in result.stats:
         reasons = ", ".join(f"{k} {v}" for k, v in s.rejected_by_reason.items())
         tenant = s.tenant_id if s.is_registered else f"{s.tenant_id} (unregistered)"

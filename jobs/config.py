@@ -253,7 +253,9 @@ def _check(obj: Any, path: Path) -> None:
         for i, tenant in enumerate(obj.tenants):
             where = f"{path}: tenants[{i}]"
             if not TENANT_ID_PATTERN.match(tenant.id):
-                raise ConfigError(f"{where}.id: {tenant.id!r} does not match {TENANT_ID_PATTERN.pattern}")
+                raise ConfigError(
+                    f"{where}.id: {tenant.id!r} does not match {TENANT_ID_PATTERN.pattern}"
+                )
             if tenant.id in seen:
                 raise ConfigError(f"{where}.id: duplicate tenant {tenant.id!r}")
             seen.add(tenant.id)
@@ -268,9 +270,8 @@ def _check(obj: Any, path: Path) -> None:
         for i, entry in enumerate(obj.events):
             where = f"{path}: events[{i}]"
             if entry.category not in EVENT_CATEGORIES:
-                raise ConfigError(
-                    f"{where}.category: {entry.category!r} is not one of {', '.join(EVENT_CATEGORIES)}"
-                )
+                allowed = ", ".join(EVENT_CATEGORIES)
+                raise ConfigError(f"{where}.category: {entry.category!r} is not one of {allowed}")
             for name in (entry.name, entry.v1_name):
                 if name in names:
                     raise ConfigError(f"{where}: event name {name!r} is mapped twice")
@@ -321,8 +322,10 @@ def load_settings(
     profile: str | None = None,
 ) -> Settings:
     """Resolve locations (flag > environment > default) and load every conf file."""
-    conf = Path(_first(str(conf_dir) if conf_dir else None, os.environ.get("LAKEHOUSE_CONF"))
-                or PROJECT_DIR / "conf")
+    conf = Path(
+        _first(str(conf_dir) if conf_dir else None, os.environ.get("LAKEHOUSE_CONF"))
+        or PROJECT_DIR / "conf"
+    )
     if not conf.is_dir():
         raise ConfigError(f"{conf}: conf directory not found (--conf / LAKEHOUSE_CONF)")
     pipeline = load_file(PipelineConf, conf / "lakehouse.yaml")

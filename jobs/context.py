@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from pyspark.sql import SparkSession
@@ -55,5 +58,18 @@ class RunContext:
     started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("lakehouse"))
 
+    timings: dict[str, float] = field(default_factory=dict)
+
     def path(self, table: str) -> str:
         return self.settings.table_path(table)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage; durations add up per name in `timings` and go to the debug log."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self.timings[name] = self.timings.get(name, 0.0) + elapsed
+            self.log.debug("stage %s took %.2fs", name, elapsed)

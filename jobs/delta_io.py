@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.validation import require_tenant_id
@@ -43,15 +42,29 @@ def tenants_predicate(tenants: Iterable[str]) -> str:
     return "tenant_id IN ({})".format(", ".join(f"'{t}'" for t in names)) if names else "FALSE"
 
 
+def _log_versions(spark: SparkSession, path: str) -> list[int]:
+    """Commit versions present in `<path>/_delta_log` (a listing; no Spark job)."""
+    jvm = spark.sparkContext._jvm
+    log_dir = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
+    fs = log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(log_dir):
+        return []
+    versions = []
+    for status in fs.listStatus(log_dir):
+        name = status.getPath().getName()
+        if name.endswith(".json") and name[:-5].isdigit():
+            versions.append(int(name[:-5]))
+    return versions
+
+
 def table_exists(spark: SparkSession, path: str) -> bool:
-    return DeltaTable.isDeltaTable(spark, path)
+    return bool(_log_versions(spark, path))
 
 
 def current_version(spark: SparkSession, path: str) -> int | None:
-    if not table_exists(spark, path):
-        return None
-    row = DeltaTable.forPath(spark, path).history(1).select("version").first()
-    return None if row is None else int(row[0])
+    """The latest committed version, or None when there is no table at `path`."""
+    versions = _log_versions(spark, path)
+    return max(versions) if versions else None
 
 
 def read_table(spark: SparkSession, path: str, version: int | None = None) -> DataFrame | None:

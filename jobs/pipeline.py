@@ -100,5 +100,6 @@ def execute(
         record_run(ctx, "failed", dates, tenants, error=message[:4000])
         return RunResult(run_id, "failed", tuple(all_stats), message)
     record_run(ctx, "succeeded", dates, tenants)
-    log.info("run succeeded")
+    log.info("run succeeded; stage seconds: %s",
+             ", ".join(f"{k} {v:.1f}" for k, v in ctx.timings.items()))  # fmt: skip
     return RunResult(run_id, "succeeded", tuple(all_stats))

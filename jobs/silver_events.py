@@ -106,46 +106,59 @@ def build(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> Si
     )
     parsed = delivery.transform(parse_raw_events(rules)).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        by_reason = parsed.groupBy("tenant_id", "reject_reason").count().collect()
-        replace_partitions(
-            rejected_rows(parsed),
-            ctx.path(SILVER_EVENTS_REJECTED.name),
-            partition_predicate({t: [delivery_date] for t in tenants}, "delivery_date"),
-            SILVER_EVENTS_REJECTED.partition_by,
-        )
+        with ctx.stage("silver.parse"):
+            by_reason = parsed.groupBy("tenant_id", "reject_reason").count().collect()
+        with ctx.stage("silver.rejects"):
+            replace_partitions(
+                rejected_rows(parsed),
+                ctx.path(SILVER_EVENTS_REJECTED.name),
+                partition_predicate({t: [delivery_date] for t in tenants}, "delivery_date"),
+                SILVER_EVENTS_REJECTED.partition_by,
+            )
         valid = parsed.where(F.col("reject_reason").isNull()).transform(
             typed_events(rules, ctx.pii_key)
         )
         valid = valid.persist(StorageLevel.MEMORY_AND_DISK)
-        touched = _touched_dates(ctx, valid, delivery_date, tenants)
+        with ctx.stage("silver.touched"):
+            touched = _touched_dates(ctx, valid, delivery_date, tenants)
         predicate = partition_predicate(touched, "event_date")
 
         existing = _existing_copies(ctx, predicate, delivery_date)
         copies = valid if existing is None else existing.unionByName(valid)
         ranked = copies.transform(rank_copies).persist(StorageLevel.MEMORY_AND_DISK)
         columns = valid.columns
-        replace_partitions(
-            ranked.where("is_survivor").select(columns),
-            ctx.path(SILVER_EVENTS.name),
-            predicate,
-            SILVER_EVENTS.partition_by,
-        )
-        replace_partitions(
-            ranked.where("NOT is_survivor").select(columns),
-            ctx.path(SILVER_EVENT_DUPLICATES.name),
-            predicate,
-            SILVER_EVENT_DUPLICATES.partition_by,
-        )
+        with ctx.stage("silver.events"):
+            replace_partitions(
+                ranked.where("is_survivor").select(columns),
+                ctx.path(SILVER_EVENTS.name),
+                predicate,
+                SILVER_EVENTS.partition_by,
+            )
+        with ctx.stage("silver.duplicates"):
+            replace_partitions(
+                ranked.where("NOT is_survivor").select(columns),
+                ctx.path(SILVER_EVENT_DUPLICATES.name),
+                predicate,
+                SILVER_EVENT_DUPLICATES.partition_by,
+            )
+        with ctx.stage("silver.counts"):
+            outcome = (
+                ranked.where(F.col("delivery_date") == F.lit(delivery_date))
+                .groupBy("tenant_id", "is_survivor")
+                .count()
+                .collect()
+            )
         ranked.unpersist()
         manifest = valid.groupBy("tenant_id", "delivery_date", "event_date").agg(
             F.count(F.lit(1)).alias("valid_events")
         )
-        replace_partitions(
-            manifest,
-            ctx.path(SILVER_DELIVERY_EVENT_DATES.name),
-            f"({tenants_predicate(tenants)}) AND delivery_date = DATE'{delivery_date}'",
-            SILVER_DELIVERY_EVENT_DATES.partition_by,
-        )
+        with ctx.stage("silver.manifest"):
+            replace_partitions(
+                manifest,
+                ctx.path(SILVER_DELIVERY_EVENT_DATES.name),
+                f"({tenants_predicate(tenants)}) AND delivery_date = DATE'{delivery_date}'",
+                SILVER_DELIVERY_EVENT_DATES.partition_by,
+            )
         valid.unpersist()
     finally:
         parsed.unpersist()
@@ -156,8 +169,8 @@ def build(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> Si
         bronze_rows[row.tenant_id] += int(row["count"])
         if row.reject_reason is not None:
             rejected[row.tenant_id][row.reject_reason] = int(row["count"])
-    accepted = _count_from(ctx, SILVER_EVENTS.name, predicate, delivery_date)
-    duplicates = _count_from(ctx, SILVER_EVENT_DUPLICATES.name, predicate, delivery_date)
+    accepted = {r.tenant_id: int(r["count"]) for r in outcome if r.is_survivor}
+    duplicates = {r.tenant_id: int(r["count"]) for r in outcome if not r.is_survivor}
     ctx.log.info(
         "silver.events: %s tenants, %s partitions rewritten for delivery %s",
         len(touched),
@@ -171,18 +184,3 @@ def build(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> Si
         duplicates,
         {t: tuple(sorted(d)) for t, d in touched.items()},
     )
-
-
-def _count_from(ctx: RunContext, table: str, predicate: str, delivery_date: dt.date) -> dict[str, int]:
-    """Rows of `delivery_date` per tenant in the published partitions of `table`."""
-    df = read_table(ctx.spark, ctx.path(table))
-    if df is None:
-        return {}
-    rows = (
-        df.where(predicate)
-        .where(F.col("delivery_date") == F.lit(delivery_date))
-        .groupBy("tenant_id")
-        .count()
-        .collect()
-    )
-    return {r.tenant_id: int(r["count"]) for r in rows}

@@ -25,9 +25,8 @@ def delta_jar_conf(settings: Settings) -> dict[str, str]:
     if delta.jars_dir:
         jars = sorted(Path(delta.jars_dir).glob("*.jar"))
         if not jars:
-            raise FileNotFoundError(
-                f"{settings.conf_dir / 'lakehouse.yaml'}: delta.jars_dir: no *.jar in {delta.jars_dir}"
-            )
+            conf_file = settings.conf_dir / "lakehouse.yaml"
+            raise FileNotFoundError(f"{conf_file}: delta.jars_dir: no *.jar in {delta.jars_dir}")
         return {"spark.jars": ",".join(str(j) for j in jars)}
     cached = resolved_jars(delta, JARS_DIR)
     if cached:

@@ -91,9 +91,7 @@ def json_type(doc: Column, field: str) -> Column:
 
 def json_string(doc: Column, field: str) -> Column:
     """`doc.field` when it is a JSON string, else NULL."""
-    return F.when(
-        json_type(doc, field) == "STRING", F.variant_get(doc, f"$.{field}", "string")
-    )
+    return F.when(json_type(doc, field) == "STRING", F.variant_get(doc, f"$.{field}", "string"))
 
 
 def is_present(type_col: Column) -> Column:
@@ -181,7 +179,10 @@ def parse_raw_events(rules: EventRules) -> Callable[[DataFrame], DataFrame]:
             too_long = too_long | (F.char_length(v[f]) > rules.max_field_chars)
 
         ts = parse_timestamp(v["timestamp"])
-        sent, received = parse_timestamp(F.col("_s_sent_at")), parse_timestamp(F.col("_s_received_at"))
+        sent, received = (
+            parse_timestamp(F.col("_s_sent_at")),
+            parse_timestamp(F.col("_s_received_at")),
+        )
         # event_ts = received_at − (sent_at − timestamp), in microseconds to stay exact.
         ts_micros = F.when(
             sent.isNotNull() & received.isNotNull(),
@@ -257,6 +258,10 @@ def _obj_int(doc: Column, path: str) -> Column:
 def typed_events(rules: EventRules, pii_key: bytes) -> Callable[[DataFrame], DataFrame]:
     """Valid parsed rows → silver event columns (taxonomy, local date, pseudonymised PII).
 
+    Persist the output of `parse_raw_events` before filtering it and calling this: without
+    that cut, the optimizer pushes the reject filter below the projection and inlines the
+    JSON parse into every field expression (one parse per field instead of one per line).
+
     Email, name and IP never leave this function in clear: they become tenant-scoped keyed
     pseudonyms (`email_hash`, `name_hash`, `ip_hash`), with the email domain kept apart.
     """
@@ -265,21 +270,23 @@ def typed_events(rules: EventRules, pii_key: bytes) -> Callable[[DataFrame], Dat
         doc = F.col("doc")
         tenant = F.col("tenant_id")
         tz = F.element_at(_map_literal(rules.timezones), tenant)
-        canonical = F.element_at(_map_literal({k: v[0] for k, v in rules.taxonomy.items()}),
-                                 F.col("event_raw_name"))
-        category = F.element_at(_map_literal({k: v[1] for k, v in rules.taxonomy.items()}),
-                                F.col("event_raw_name"))
+        canonical = F.element_at(
+            _map_literal({k: v[0] for k, v in rules.taxonomy.items()}), F.col("event_raw_name")
+        )
+        category = F.element_at(
+            _map_literal({k: v[1] for k, v in rules.taxonomy.items()}), F.col("event_raw_name")
+        )
         mapped_fk = F.element_at(
             _map_literal({k: v[2] for k, v in rules.taxonomy.items() if v[2]}),
             F.col("event_raw_name"),
         )
         is_track = F.col("type") == "track"
         is_page = F.col("type") == "page"
-        prop_fk = F.coalesce(_obj_string(doc, "properties.feature_key"),
-                             _obj_string(doc, "properties.feature"))
-        event_category = (
-            F.when(is_page, "page")
-            .when(is_track, F.coalesce(category, F.lit("uncategorized")))
+        prop_fk = F.coalesce(
+            _obj_string(doc, "properties.feature_key"), _obj_string(doc, "properties.feature")
+        )
+        event_category = F.when(is_page, "page").when(
+            is_track, F.coalesce(category, F.lit("uncategorized"))
         )
         email = normalize_email(_obj_string(doc, "traits.email"))
         props = F.variant_get(doc, "$.properties", "variant")

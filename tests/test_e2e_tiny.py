@@ -1,0 +1,132 @@
+"""End to end on the generator's `tiny` preset over 3 delivery days (SPEC §7 invariants)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs.generate import DEFAULT_START, UNREGISTERED_TENANT, generate_landing
+from jobs.pipeline import execute
+
+from .conftest import assert_same_rows, read
+
+pytestmark = pytest.mark.slow
+DAYS = [DEFAULT_START + dt.timedelta(days=i) for i in range(3)]
+TABLES = (
+    "bronze.events",
+    "bronze.accounts",
+    "bronze.subscriptions",
+    "bronze.tickets",
+    "silver.events",
+    "silver.events_duplicates",
+    "silver.events_rejected",
+    "silver.delivery_event_dates",
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    landing = root / "landing"
+    generate_landing("tiny", 3, 7, landing, DEFAULT_START)
+    from jobs.config import load_settings
+
+    settings = load_settings(landing=str(landing), warehouse=str(root / "wh"))
+    result = execute(settings, "run", DAYS, None, spark=spark)
+    assert result.status == "succeeded", result.error
+    return settings, result, landing
+
+
+def test_every_delivery_is_conserved(tiny) -> None:
+    _, result, _ = tiny
+    assert len(result.stats) == 3 * 4  # three registered tenants + umbrella, three days
+    for s in result.stats:
+        assert s.is_conserved, s
+        assert s.landed_lines == s.accepted + s.rejected + s.duplicates
+
+
+def test_no_duplicate_events_in_silver(spark, tiny) -> None:
+    settings, _, _ = tiny
+    events = read(spark, settings, "silver.events")
+    assert events.count() > 10_000
+    assert events.groupBy("tenant_id", "message_id").count().where("count > 1").count() == 0
+    assert events.where(F.col("event_ts").isNull() | F.col("event_date").isNull()).count() == 0
+
+
+def test_reject_codes_match_the_injected_faults(spark, tiny) -> None:
+    settings, _, landing = tiny
+    expected = Counter()
+    for line in (landing / "_truth" / "faults.jsonl").read_text().splitlines():
+        fault = json.loads(line)
+        expected[(fault["tenant_id"], fault["delivery_date"], fault["reason"])] += 1
+    rejected = (
+        read(spark, settings, "silver.events_rejected")
+        .where(F.col("reason") != "unknown_tenant")
+        .groupBy("tenant_id", "delivery_date", "reason")
+        .count()
+        .collect()
+    )
+    got = Counter({(r.tenant_id, str(r.delivery_date), r.reason): r["count"] for r in rejected})
+    assert got == expected
+    assert {k[2] for k in got} >= {"invalid_json", "missing_field", "invalid_type",
+                                   "future_timestamp", "tenant_mismatch"}  # fmt: skip
+
+
+def test_unregistered_tenant_is_kept_and_reported_not_processed(spark, tiny) -> None:
+    settings, result, _ = tiny
+    bronze_rows = read(spark, settings, "bronze.events").where(
+        F.col("tenant_id") == UNREGISTERED_TENANT
+    )
+    assert bronze_rows.count() > 0
+    reasons = {
+        r.reason
+        for r in read(spark, settings, "silver.events_rejected")
+        .where(F.col("tenant_id") == UNREGISTERED_TENANT)
+        .select("reason")
+        .distinct()
+        .collect()
+    }
+    assert reasons == {"unknown_tenant"}
+    for table in ("silver.events", "silver.events_duplicates", "silver.delivery_event_dates"):
+        assert read(spark, settings, table).where(
+            F.col("tenant_id") == UNREGISTERED_TENANT
+        ).isEmpty()
+    stats = [s for s in result.stats if s.tenant_id == UNREGISTERED_TENANT]
+    assert stats and all(not s.is_registered and s.accepted == 0 for s in stats)
+
+
+def test_rerunning_a_delivery_changes_nothing(spark, tiny) -> None:
+    settings, _, _ = tiny
+    before = {t: read(spark, settings, t).localCheckpoint() for t in TABLES}
+    result = execute(settings, "run", [DAYS[1]], None, spark=spark)
+    assert result.status == "succeeded", result.error
+    for table in TABLES:
+        assert_same_rows(read(spark, settings, table), before[table])
+
+
+def test_tables_are_standard_delta_readable_by_delta_rs(spark, tiny) -> None:
+    from deltalake import DeltaTable
+
+    settings, _, _ = tiny
+    for table in ("bronze.events", "silver.events", "silver.events_rejected"):
+        path = settings.table_path(table)
+        assert Path(path, "_delta_log").is_dir()
+        rows = DeltaTable(path).to_pyarrow_table().num_rows
+        assert rows == read(spark, settings, table).count(), table
+
+
+def test_no_raw_email_or_ip_in_silver_events(spark, tiny) -> None:
+    settings, _, _ = tiny
+    events = read(spark, settings, "silver.events")
+    string_cols = [f.name for f in events.schema.fields if f.dataType.simpleString() == "string"]
+    email = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+    ipv4 = r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"
+    leaks = events.where(
+        F.greatest(*[F.col(c).rlike(email) | F.col(c).rlike(ipv4) for c in string_cols])
+    )
+    assert leaks.isEmpty(), leaks.limit(3).collect()

@@ -1,0 +1,200 @@
+"""Bronze → silver runs on small hand-built deliveries: exactly once, idempotent, isolated."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs import silver_events
+from jobs.pipeline import execute
+
+from .conftest import TEST_TENANTS, assert_same_rows, read, write_delivery
+
+D1, D2, D3 = "2026-03-05", "2026-03-06", "2026-03-27"
+SILVER_TABLES = ("silver.events", "silver.events_duplicates", "silver.events_rejected")
+
+
+def ev(mid: str, ts: str = "2026-03-05T15:00:00Z", **kw: object) -> dict:
+    return {"message_id": mid, "type": "track", "event": "Report Viewed", "timestamp": ts,
+            "user_id": "u1", **kw}  # fmt: skip
+
+
+def land_basic(landing: Path) -> None:
+    write_delivery(landing, "acme", D1, [ev("m1"), ev("m1"), "", ev("m2"), "{broken", ev("m3")])
+    write_delivery(landing, "acme", D2, [ev("m1"), ev("m4", "2026-03-06T10:00:00Z")])
+    write_delivery(landing, "globex", D1, [ev("m1"), ev("g2", type="page", event=None)])
+    write_delivery(landing, "umbrella", D1, [ev("z1")])
+
+
+def run(settings, spark, *days: str, tenants=None):
+    result = execute(
+        settings, "run", [dt.date.fromisoformat(d) for d in days], tenants, spark=spark
+    )
+    assert result.status == "succeeded", result.error
+    return result
+
+
+def stats_of(result, tenant: str, day: str):
+    (s,) = [
+        s for s in result.stats
+        if s.tenant_id == tenant and s.delivery_date == dt.date.fromisoformat(day)
+    ]  # fmt: skip
+    return s
+
+
+def test_run_conserves_and_deduplicates(spark, make_settings, tmp_path) -> None:
+    settings = make_settings(tmp_path / "landing", TEST_TENANTS)
+    land_basic(tmp_path / "landing")
+    result = run(settings, spark, D1, D2)
+    acme1 = stats_of(result, "acme", D1)
+    assert (acme1.landed_lines, acme1.blank_lines) == (5, 1)
+    assert (acme1.accepted, acme1.duplicates, acme1.rejected) == (3, 1, 1)
+    assert acme1.rejected_by_reason == {"invalid_json": 1}
+    acme2 = stats_of(result, "acme", D2)
+    assert (acme2.accepted, acme2.duplicates) == (1, 1)  # m1 was already accepted on D1
+    umbrella = stats_of(result, "umbrella", D1)
+    assert not umbrella.is_registered
+    assert umbrella.rejected_by_reason == {"unknown_tenant": 1}
+
+    events = read(spark, settings, "silver.events")
+    assert events.groupBy("tenant_id", "message_id").count().where("count > 1").count() == 0
+    assert events.where("tenant_id = 'acme'").count() == 4
+    survivor = events.where("tenant_id = 'acme' AND message_id = 'm1'").first()
+    assert survivor.delivery_date == dt.date(2026, 3, 5)
+    assert events.where("tenant_id = 'umbrella'").count() == 0
+    assert read(spark, settings, "bronze.events").where("tenant_id = 'umbrella'").count() == 1
+    ledger = read(spark, settings, "ops.pipeline_runs").where(F.col("run_id") == result.run_id)
+    assert sorted(r.status for r in ledger.collect()) == ["started", "succeeded"]
+
+
+def test_rerun_and_any_order_give_identical_tables(spark, make_settings, tmp_path) -> None:
+    landing = tmp_path / "landing"
+    land_basic(landing)
+    in_order = make_settings(landing, TEST_TENANTS, name="in_order")
+    run(in_order, spark, D1, D2)
+    snapshot = {t: read(spark, in_order, t).localCheckpoint() for t in SILVER_TABLES}
+    run(in_order, spark, D2, D1)  # re-running both deliveries changes nothing
+    reverse = make_settings(landing, TEST_TENANTS, name="reverse")
+    run(reverse, spark, D2)
+    run(reverse, spark, D1)
+    for table in SILVER_TABLES:
+        assert_same_rows(read(spark, in_order, table), snapshot[table])
+        assert_same_rows(read(spark, reverse, table), snapshot[table])
+
+
+def test_redelivery_weeks_later_does_not_double_count(spark, make_settings, tmp_path) -> None:
+    landing = tmp_path / "landing"
+    land_basic(landing)
+    settings = make_settings(landing, TEST_TENANTS)
+    run(settings, spark, D1)
+    before = read(spark, settings, "silver.events").localCheckpoint()
+    copy = (landing / "events/tenant_id=acme" / f"delivery_date={D1}" / "part-0.jsonl").read_text()
+    write_delivery(landing, "acme", D3, copy.splitlines())
+    result = run(settings, spark, D3)
+    late = stats_of(result, "acme", D3)
+    assert (late.accepted, late.duplicates, late.rejected) == (0, 4, 1)
+    assert_same_rows(read(spark, settings, "silver.events"), before)
+
+
+def test_late_file_and_shrunken_redelivery_restate(spark, make_settings, tmp_path) -> None:
+    landing = tmp_path / "landing"
+    land_basic(landing)
+    settings = make_settings(landing, TEST_TENANTS)
+    run(settings, spark, D1, D2)
+    # a late file lands in D1's folder, with one new event and one dated two days earlier
+    write_delivery(landing, "acme", D1, [ev("m5"), ev("m6", "2026-03-03T12:00:00Z")],
+                   name="late-1.jsonl")  # fmt: skip
+    run(settings, spark, D1)
+    ids = {r.message_id for r in read(spark, settings, "silver.events")
+           .where("tenant_id = 'acme'").collect()}  # fmt: skip
+    assert ids == {"m1", "m2", "m3", "m4", "m5", "m6"}
+    # D1 is re-delivered whole without m1 and without the late file: D2's copy of m1 survives
+    (landing / "events/tenant_id=acme" / f"delivery_date={D1}" / "late-1.jsonl").unlink()
+    write_delivery(landing, "acme", D1, [ev("m2"), ev("m3")])
+    run(settings, spark, D1)
+    events = read(spark, settings, "silver.events").where("tenant_id = 'acme'")
+    assert {r.message_id: r.delivery_date for r in events.collect()} == {
+        "m1": dt.date(2026, 3, 6),
+        "m2": dt.date(2026, 3, 5),
+        "m3": dt.date(2026, 3, 5),
+        "m4": dt.date(2026, 3, 6),
+    }
+    # ...and the result equals a fresh replay of the landing zone as it is now
+    fresh = make_settings(landing, TEST_TENANTS, name="fresh")
+    run(fresh, spark, D1, D2)
+    for table in SILVER_TABLES:
+        assert_same_rows(read(spark, settings, table), read(spark, fresh, table))
+
+
+def _commit_paths(table_dir: Path, version: int) -> list[str]:
+    log = table_dir / "_delta_log" / f"{version:020d}.json"
+    paths = []
+    for line in log.read_text().splitlines():
+        action = json.loads(line)
+        for kind in ("add", "remove"):
+            if kind in action:
+                paths.append(action[kind]["path"])
+    return paths
+
+
+def test_tenant_scoped_run_touches_only_its_partitions(spark, make_settings, tmp_path) -> None:
+    from delta.tables import DeltaTable
+
+    landing = tmp_path / "landing"
+    land_basic(landing)
+    settings = make_settings(landing, TEST_TENANTS)
+    run(settings, spark, D1)
+    before = {}
+    for table in ("bronze.events", *SILVER_TABLES):
+        path = settings.table_path(table)
+        before[table] = DeltaTable.forPath(spark, path).history(1).first().version
+    write_delivery(landing, "globex", D1, [ev("g3")], name="late.jsonl")
+    result = run(settings, spark, D1, tenants=["globex"])
+    assert {s.tenant_id for s in result.stats} == {"globex"}
+    for table, version in before.items():
+        table_dir = Path(settings.table_path(table))
+        latest = DeltaTable.forPath(spark, str(table_dir)).history(1).first().version
+        touched = [p for v in range(version + 1, latest + 1) for p in _commit_paths(table_dir, v)]
+        if table in ("bronze.events", "silver.events"):
+            assert touched, f"{table} was not rewritten"
+        assert all(p.startswith("tenant_id=globex/") for p in touched), (table, touched)
+
+
+def test_invalid_landing_tenant_folder_is_refused(spark, make_settings, tmp_path) -> None:
+    landing = tmp_path / "landing"
+    write_delivery(landing, "Bad Tenant", D1, [ev("x")])
+    settings = make_settings(landing, TEST_TENANTS)
+    result = execute(settings, "run", [dt.date(2026, 3, 5)], None, spark=spark)
+    assert result.status == "failed"
+    assert "tenant_id=Bad Tenant" in (result.error or "")
+    assert not Path(settings.table_path("bronze.events")).exists()
+
+
+def test_conservation_violation_fails_the_run(spark, make_settings, tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    land_basic(landing)
+    settings = make_settings(landing, TEST_TENANTS)
+    real = silver_events.rank_copies
+
+    def lossy(events):  # a stage that silently loses one event
+        return real(events).where("message_id != 'm3'")
+
+    monkeypatch.setattr(silver_events, "rank_copies", lossy)
+    result = execute(settings, "run", [dt.date(2026, 3, 5)], None, spark=spark)
+    assert result.status == "failed"
+    assert "conservation violated" in (result.error or "")
+    runs = read(spark, settings, "ops.pipeline_runs").where(F.col("run_id") == result.run_id)
+    assert {r.status for r in runs.collect()} == {"started", "failed"}
+
+
+@pytest.mark.parametrize("bad", ["x' OR '1'='1", "../etc", "a,b", "ACME", "acmе"])
+def test_partition_predicates_refuse_bad_tenants(bad) -> None:
+    from jobs.delta_io import partition_predicate
+    from jobs.validation import InputError
+
+    with pytest.raises(InputError):
+        partition_predicate({bad: [dt.date(2026, 3, 5)]}, "event_date")
