@@ -142,35 +142,34 @@ def _ingest_source(
     deliveries: list[Delivery],
     result: BronzeResult,
 ) -> None:
-    if True:
-        spark = ctx.spark
-        lines = read_landed_lines(spark, deliveries)
-        counts = (
-            lines.groupBy("tenant_id")
-            .agg(
-                F.sum(F.when(~F.col("raw_line").rlike(r"^\s*$"), 1).otherwise(0)).alias("n"),
-                F.sum(F.when(F.col("raw_line").rlike(r"^\s*$"), 1).otherwise(0)).alias("blank"),
-            )
-            .collect()
-        )  # one row per tenant
-        for row in counts:
-            result.landed_lines[(source, row.tenant_id)] = int(row.n)
-            result.blank_lines[(source, row.tenant_id)] = int(row.blank)
-        spec = BRONZE[source]
-        predicate = partition_predicate(
-            {d.tenant_id: [delivery_date] for d in deliveries}, "delivery_date"
+    """Count the landed lines per tenant, then replace the delivery's bronze partitions."""
+    lines = read_landed_lines(ctx.spark, deliveries)
+    blank = F.col("raw_line").rlike(r"^\s*$")
+    counts = (
+        lines.groupBy("tenant_id")
+        .agg(
+            F.sum(F.when(~blank, 1).otherwise(0)).alias("n"),
+            F.sum(F.when(blank, 1).otherwise(0)).alias("blank"),
         )
-        replace_partitions(
-            to_bronze(lines, ctx.run_id, ctx.started_at),
-            ctx.path(spec.name),
-            predicate,
-            spec.partition_by,
-        )
-        ctx.log.info(
-            "%s: %s tenants, %s lines for %s",
-            spec.name,
-            len(deliveries),
-            sum(r.n for r in counts),
-            delivery_date,
-        )
-    return result
+        .collect()
+    )  # one row per tenant
+    for row in counts:
+        result.landed_lines[(source, row.tenant_id)] = int(row.n)
+        result.blank_lines[(source, row.tenant_id)] = int(row.blank)
+    spec = BRONZE[source]
+    predicate = partition_predicate(
+        {d.tenant_id: [delivery_date] for d in deliveries}, "delivery_date"
+    )
+    replace_partitions(
+        to_bronze(lines, ctx.run_id, ctx.started_at),
+        ctx.path(spec.name),
+        predicate,
+        spec.partition_by,
+    )
+    ctx.log.info(
+        "%s: %s tenants, %s lines for %s",
+        spec.name,
+        len(deliveries),
+        sum(r.n for r in counts),
+        delivery_date,
+    )

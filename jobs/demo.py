@@ -33,12 +33,15 @@ def summarize(stats: list[DeliveryStats]) -> Table:
         for reason, n in s.rejected_by_reason.items():
             t[f"reason:{reason}"] += n
     table = Table(title="Events per tenant, all deliveries", title_justify="left")
+    text_columns = ("tenant", "rejected by reason")
     for col in ("tenant", "landed", "accepted", "deduplicated", "rejected", "rejected by reason"):
-        table.add_column(col, justify="left" if col in ("tenant", "rejected by reason") else "right")
+        table.add_column(col, justify="left" if col in text_columns else "right")
     for tenant in sorted(totals):
         t = totals[tenant]
         reasons = ", ".join(
-            f"{k.removeprefix('reason:')} {v}" for k, v in sorted(t.items()) if k.startswith("reason:")
+            f"{k.removeprefix('reason:')} {v}"
+            for k, v in sorted(t.items())
+            if k.startswith("reason:")
         )
         label = tenant if registered[tenant] else f"{tenant} (not registered)"
         table.add_row(label, f"{t['landed_lines']:,}", f"{t['accepted']:,}",
@@ -74,8 +77,8 @@ def main() -> int:
     console.print(summarize(list(result.stats)))
     console.print(
         f"run {result.run_id} finished in {time.perf_counter() - started:.0f}s. Explore with:\n"
-        "  .venv/bin/lakehouse sql \"SELECT tenant_id, category, count(*) AS events "
-        "FROM silver.events GROUP BY 1, 2 ORDER BY 1, 3 DESC\""
+        '  .venv/bin/lakehouse sql "SELECT tenant_id, category, count(*) AS events '
+        'FROM silver.events GROUP BY 1, 2 ORDER BY 1, 3 DESC"'
     )
     return 0
 

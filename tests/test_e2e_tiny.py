@@ -93,9 +93,9 @@ def test_unregistered_tenant_is_kept_and_reported_not_processed(spark, tiny) -> 
     }
     assert reasons == {"unknown_tenant"}
     for table in ("silver.events", "silver.events_duplicates", "silver.delivery_event_dates"):
-        assert read(spark, settings, table).where(
-            F.col("tenant_id") == UNREGISTERED_TENANT
-        ).isEmpty()
+        assert (
+            read(spark, settings, table).where(F.col("tenant_id") == UNREGISTERED_TENANT).isEmpty()
+        )
     stats = [s for s in result.stats if s.tenant_id == UNREGISTERED_TENANT]
     assert stats and all(not s.is_registered and s.accepted == 0 for s in stats)
 
