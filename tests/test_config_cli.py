@@ -57,6 +57,13 @@ def test_locations_come_from_flag_then_environment(monkeypatch, tmp_path) -> Non
         load_settings()
 
 
+def merge(base: object, edit: object) -> object:
+    """`edit` laid over `base`, recursively for mappings."""
+    if isinstance(base, dict) and isinstance(edit, dict):
+        return {**base, **{k: merge(base.get(k), v) for k, v in edit.items()}}
+    return edit
+
+
 @pytest.mark.parametrize(
     ("file", "edit", "message"),
     [
@@ -77,13 +84,7 @@ def test_locations_come_from_flag_then_environment(monkeypatch, tmp_path) -> Non
 )  # fmt: skip
 def test_bad_config_names_file_and_key(tmp_path: Path, file, edit, message) -> None:
     conf = write_conf(tmp_path / "conf")
-    doc = yaml.safe_load((conf / file).read_text())
-    for key, value in edit.items():
-        if isinstance(value, dict) and isinstance(doc.get(key), dict):
-            for sub, subvalue in value.items():
-                doc[key][sub] = {**doc[key].get(sub, {}), **subvalue}
-        else:
-            doc[key] = value
+    doc = merge(yaml.safe_load((conf / file).read_text()), edit)
     (conf / file).write_text(yaml.safe_dump(doc))
     with pytest.raises(ConfigError) as err:
         load_settings(conf_dir=conf)
