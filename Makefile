@@ -7,7 +7,6 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JARS_STAMP := .cache/jars/.resolved
-DEMO_DIR := demo
 
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -33,7 +32,7 @@ $(JARS_STAMP): $(STAMP) conf/lakehouse.yaml
 	$(BIN)/python -m jobs.jars resolve
 
 demo: setup  ## Generate the small preset, run the pipeline over several days, print the summary
-	$(BIN)/python -m jobs.demo --dir $(DEMO_DIR)
+	$(BIN)/python -m jobs.demo
 
 test: setup  ## Run the whole test suite (CI runs this)
 	$(BIN)/python -m pytest
@@ -52,8 +51,8 @@ fmt: setup  ## Apply ruff formatting and safe fixes
 lock:  ## Re-compile requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
-clean-demo:  ## Remove the demo landing zone and warehouse
-	rm -rf $(DEMO_DIR)
+clean-demo:  ## Remove the default landing zone and warehouse the demo writes
+	rm -rf landing warehouse
 
 clean: clean-demo  ## Remove the virtualenv, caches, warehouse and demo data
-	rm -rf $(VENV) .cache warehouse spark-warehouse metastore_db .pytest_cache
+	rm -rf $(VENV) .cache spark-warehouse metastore_db .pytest_cache
