@@ -94,6 +94,20 @@ def json_string(doc: Column, field: str) -> Column:
     return F.when(json_type(doc, field) == "STRING", F.variant_get(doc, f"$.{field}", "string"))
 
 
+def is_json_object(doc: Column, field: str) -> Column:
+    """True when `doc.field` is absent, JSON null or an object; False for any other type.
+
+    A shallow cast to a map looks at the top-level keys only, where `schema_of_variant`
+    would walk every nested value.
+    """
+    value = F.variant_get(doc, f"$.{field}", "variant")
+    return (
+        value.isNull()
+        | F.is_variant_null(value)
+        | F.try_variant_get(doc, f"$.{field}", "map<string,variant>").isNotNull()
+    )
+
+
 def is_present(type_col: Column) -> Column:
     return type_col.isNotNull() & (type_col != "VOID")
 
@@ -128,12 +142,13 @@ def parse_raw_events(rules: EventRules) -> Callable[[DataFrame], DataFrame]:
         text = F.regexp_replace(F.col("raw_line"), "^\ufeff", "")
         oversized = F.octet_length(F.col("raw_line")) > rules.max_line_bytes
         df = bronze.withColumn("doc", F.when(~oversized, F.try_parse_json(text)))
-        types = {f: json_type(F.col("doc"), f) for f in (*ID_FIELDS, *OBJECT_FIELDS)}
-        for f in ("type", "timestamp", "schema_version", "tenant_id"):
-            types[f] = json_type(F.col("doc"), f)
-        for f, t in types.items():
-            df = df.withColumn(f"_t_{f}", t)
-        t = {f: F.col(f"_t_{f}") for f in types}
+        scalars = (*ID_FIELDS, "type", "timestamp", "schema_version", "tenant_id")
+        df = df.select(
+            "*",
+            *(json_type(F.col("doc"), f).alias(f"_t_{f}") for f in scalars),
+            *(is_json_object(F.col("doc"), f).alias(f"_o_{f}") for f in OBJECT_FIELDS),
+        )
+        t = {f: F.col(f"_t_{f}") for f in scalars}
 
         s = {f: json_string(F.col("doc"), f) for f in (*ID_FIELDS, "type", "timestamp")}
         df = df.select(
@@ -158,7 +173,7 @@ def parse_raw_events(rules: EventRules) -> Callable[[DataFrame], DataFrame]:
         for f in (*ID_FIELDS, "type", "timestamp", "tenant_id"):
             wrong_type = wrong_type | (is_present(t[f]) & (t[f] != "STRING"))
         for f in OBJECT_FIELDS:
-            wrong_type = wrong_type | (is_present(t[f]) & ~t[f].startswith("OBJECT"))
+            wrong_type = wrong_type | ~F.col(f"_o_{f}")
         wrong_type = wrong_type | (
             is_present(t["schema_version"]) & ~t["schema_version"].isin(*_INTEGER_TYPES)
         )
@@ -198,8 +213,7 @@ def parse_raw_events(rules: EventRules) -> Callable[[DataFrame], DataFrame]:
         reason = (
             F.when(~registered, "unknown_tenant")
             .when(oversized, "oversized_record")
-            .when(F.col("doc").isNull() | ~F.schema_of_variant("doc").startswith("OBJECT"),
-                  "invalid_json")
+            .when(F.col("doc").isNull() | ~text.rlike(r"^\s*\{"), "invalid_json")
             .when(wrong_type, "invalid_type")
             .when(~version.isin(*rules.schema_versions), "unsupported_schema_version")
             .when(missing, "missing_field")
