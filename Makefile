@@ -29,7 +29,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 jars: $(JARS_STAMP)  ## Resolve Delta's jars from Maven Central into .cache/jars
 $(JARS_STAMP): $(STAMP) conf/lakehouse.yaml
-	$(BIN)/python -m jobs.jars resolve
+	$(BIN)/python -m jobs.jars resolve && touch $@
 
 demo: setup  ## Generate the small preset, run the pipeline over several days, print the summary
 	$(BIN)/python -m jobs.demo
