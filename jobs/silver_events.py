@@ -127,20 +127,17 @@ def build(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> Si
         copies = valid if existing is None else existing.unionByName(valid)
         ranked = copies.transform(rank_copies).persist(StorageLevel.MEMORY_AND_DISK)
         columns = valid.columns
-        with ctx.stage("silver.events"):
-            replace_partitions(
-                ranked.where("is_survivor").select(columns),
-                ctx.path(SILVER_EVENTS.name),
-                predicate,
-                SILVER_EVENTS.partition_by,
-            )
-        with ctx.stage("silver.duplicates"):
-            replace_partitions(
-                ranked.where("NOT is_survivor").select(columns),
-                ctx.path(SILVER_EVENT_DUPLICATES.name),
-                predicate,
-                SILVER_EVENT_DUPLICATES.partition_by,
-            )
+        for spec, rows in (
+            (SILVER_EVENTS, "is_survivor"),
+            (SILVER_EVENT_DUPLICATES, "NOT is_survivor"),
+        ):
+            with ctx.stage(spec.name):
+                replace_partitions(
+                    ranked.where(rows).select(columns),
+                    ctx.path(spec.name),
+                    predicate,
+                    spec.partition_by,
+                )
         with ctx.stage("silver.counts"):
             outcome = (
                 ranked.where(F.col("delivery_date") == F.lit(delivery_date))

@@ -259,10 +259,6 @@ def rejected_rows(parsed: DataFrame) -> DataFrame:
 # --------------------------------------------------------------------------- typed events
 
 
-def _obj_string(doc: Column, path: str) -> Column:
-    return json_string(doc, path)
-
-
 def _obj_int(doc: Column, path: str) -> Column:
     return F.when(
         json_type(doc, path).isin(*_INTEGER_TYPES), F.variant_get(doc, f"$.{path}", "bigint")
@@ -297,12 +293,12 @@ def typed_events(rules: EventRules, pii_key: bytes) -> Callable[[DataFrame], Dat
         is_track = F.col("type") == "track"
         is_page = F.col("type") == "page"
         prop_fk = F.coalesce(
-            _obj_string(doc, "properties.feature_key"), _obj_string(doc, "properties.feature")
+            json_string(doc, "properties.feature_key"), json_string(doc, "properties.feature")
         )
         event_category = F.when(is_page, "page").when(
             is_track, F.coalesce(category, F.lit("uncategorized"))
         )
-        email = normalize_email(_obj_string(doc, "traits.email"))
+        email = normalize_email(json_string(doc, "traits.email"))
         props = F.variant_get(doc, "$.properties", "variant")
         return parsed.select(
             tenant,
@@ -325,26 +321,26 @@ def typed_events(rules: EventRules, pii_key: bytes) -> Callable[[DataFrame], Dat
             F.when(is_present(json_type(doc, "properties")), F.to_json(props)).alias(
                 "properties_json"
             ),
-            _obj_string(doc, "properties.path").alias("page_path"),
-            _obj_string(doc, "properties.flag_key").alias("flag_key"),
-            _obj_string(doc, "properties.variant").alias("variant"),
+            json_string(doc, "properties.path").alias("page_path"),
+            json_string(doc, "properties.flag_key").alias("flag_key"),
+            json_string(doc, "properties.variant").alias("variant"),
             pseudonym(pii_key, "email", tenant, email).alias("email_hash"),
             email_domain(email).alias("email_domain"),
-            pseudonym(pii_key, "name", tenant, _obj_string(doc, "traits.name")).alias("name_hash"),
-            _obj_string(doc, "traits.role").alias("role"),
-            _obj_string(doc, "traits.department").alias("department"),
-            F.when(F.col("type") == "group", _obj_string(doc, "traits.name")).alias("group_name"),
-            _obj_string(doc, "traits.plan").alias("group_plan"),
-            _obj_string(doc, "traits.tier").alias("group_tier"),
-            _obj_string(doc, "traits.industry").alias("group_industry"),
+            pseudonym(pii_key, "name", tenant, json_string(doc, "traits.name")).alias("name_hash"),
+            json_string(doc, "traits.role").alias("role"),
+            json_string(doc, "traits.department").alias("department"),
+            F.when(F.col("type") == "group", json_string(doc, "traits.name")).alias("group_name"),
+            json_string(doc, "traits.plan").alias("group_plan"),
+            json_string(doc, "traits.tier").alias("group_tier"),
+            json_string(doc, "traits.industry").alias("group_industry"),
             _obj_int(doc, "traits.employees").alias("group_employees"),
             _obj_int(doc, "traits.seats").alias("group_seats"),
-            _obj_string(doc, "traits.parent_group_id").alias("parent_group_id"),
-            pseudonym(pii_key, "ip", tenant, _obj_string(doc, "context.ip")).alias("ip_hash"),
-            _obj_string(doc, "context.user_agent").alias("user_agent"),
-            _obj_string(doc, "context.locale").alias("locale"),
-            _obj_string(doc, "context.app_version").alias("app_version"),
-            _obj_string(doc, "context.device_id").alias("device_id"),
+            json_string(doc, "traits.parent_group_id").alias("parent_group_id"),
+            pseudonym(pii_key, "ip", tenant, json_string(doc, "context.ip")).alias("ip_hash"),
+            json_string(doc, "context.user_agent").alias("user_agent"),
+            json_string(doc, "context.locale").alias("locale"),
+            json_string(doc, "context.app_version").alias("app_version"),
+            json_string(doc, "context.device_id").alias("device_id"),
             "delivery_date",
             "_source_file",
             "_raw_hash",
