@@ -54,3 +54,41 @@ OPS_DELIVERY_STATS = TableSpec(
     (),
     "one row per run, tenant and delivery_date: landed, accepted, rejected by reason, duplicates",
 )
+
+# --- identity, attribution, sessions (SPEC §4.4–4.7) ---
+SILVER_IDENTITY_EDGES = TableSpec(
+    "silver.identity_edges",
+    ("tenant_id", "event_date"),
+    "one row per (tenant_id, event_date, src, dst) identity edge seen in that date's events; "
+    "dst NULL marks a node; the evidence stitching is recomputed from",
+)
+SILVER_IDENTITY_MAP = TableSpec(
+    "silver.identity_map",
+    ("tenant_id",),
+    "one row per identifier (tenant_id, id_type, id_value) with its person_id",
+)
+SILVER_IDENTITY_MERGES = TableSpec(
+    "silver.identity_merges",
+    ("tenant_id",),
+    "one row per run and (old person, new person) pair whose identifiers moved between them",
+)
+SILVER_GROUP_CALLS = TableSpec(
+    "silver.group_calls",
+    ("tenant_id", "event_date"),
+    "one row per surviving `group` call: identifiers, group_id, event_ts and group traits",
+)
+SILVER_SESSIONS = TableSpec(
+    "silver.sessions",
+    ("tenant_id", "event_date"),
+    "one row per session (tenant_id, person_id, session_start_ts), dated by its first event",
+)
+SILVER_ACCOUNT_MEMBERSHIPS = TableSpec(
+    "silver.account_memberships",
+    ("tenant_id",),
+    "one row per (tenant_id, person_id, account_id): role from traits, first and last seen",
+)
+SILVER_RESTATEMENTS = TableSpec(
+    "silver.restatements",
+    ("tenant_id",),
+    "one row per run, tenant, date and reason: the partitions gold must recompute",
+)
