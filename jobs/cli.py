@@ -194,6 +194,37 @@ def sql(
     console.print(table)
 
 
+@app.command("score-identity")
+def score_identity_cmd(
+    truth: Annotated[
+        Path, typer.Option("--truth", help="The generator's _truth folder (identities.jsonl).")
+    ],
+    warehouse: WarehouseOpt = None,
+    conf: ConfOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Pair precision and recall of silver.identity_map against generated ground truth."""
+    from jobs.delta_io import read_table
+    from jobs.pii import load_pii_key
+    from jobs.scoring import score_identity
+    from jobs.spark import build_session
+
+    if not (truth / "identities.jsonl").is_file():
+        raise _fail(f"--truth: {truth / 'identities.jsonl'} does not exist")
+    settings = _settings(conf, None, warehouse, profile)
+    key, _ = load_pii_key(settings)
+    spark = build_session(settings, app_name="lakehouse score-identity")
+    identity_map = read_table(spark, settings.table_path("silver.identity_map"))
+    if identity_map is None:
+        raise _fail(f"--warehouse: no silver.identity_map under {settings.warehouse}")
+    table = Table("tenant", "identifiers", "unmapped", "true pairs", "predicted pairs",
+                  "precision", "recall")  # fmt: skip
+    for s in score_identity(spark, identity_map, truth, key):
+        table.add_row(s.tenant_id, str(s.identifiers), str(s.unmapped), str(s.true_pairs),
+                      str(s.predicted_pairs), f"{s.precision:.4f}", f"{s.recall:.4f}")  # fmt: skip
+    console.print(table)
+
+
 def main() -> None:
     try:
         app()

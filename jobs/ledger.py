@@ -7,14 +7,14 @@ ends; a run with only `started` was interrupted. Only counts travel to the drive
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from pyspark.sql import types as T
 
 from jobs.context import RunContext
 from jobs.delta_io import append
-from jobs.tables import OPS_DELIVERY_STATS, OPS_PIPELINE_RUNS
+from jobs.tables import OPS_DELIVERY_STATS, OPS_PIPELINE_RUNS, OPS_RESTATEMENTS
 
 RUN_SCHEMA = T.StructType(
     [
@@ -131,3 +131,40 @@ def record_delivery_stats(ctx: RunContext, stats: Sequence[DeliveryStats]) -> No
             )
         )
     append(ctx.spark.createDataFrame(rows, STATS_SCHEMA), ctx.path(OPS_DELIVERY_STATS.name))
+
+
+RESTATEMENT_SCHEMA = T.StructType(
+    [
+        T.StructField("tenant_id", T.StringType(), False),
+        T.StructField("event_date", T.DateType(), False),
+        T.StructField("reasons", T.ArrayType(T.StringType(), False), False),
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("delivery_date", T.DateType(), False),
+        T.StructField("recorded_at", T.TimestampType(), False),
+    ]
+)
+
+
+def record_restatements(
+    ctx: RunContext,
+    delivery_date: dt.date,
+    restated: Mapping[str, Mapping[dt.date, Iterable[str]]],
+) -> None:
+    """Append the (tenant, date) partitions this run changed in ways gold depends on.
+
+    Reasons: `events` (new, moved or removed events), `identity` (persons merged or split),
+    `attribution` (group calls changed), `hierarchy`, `subscriptions`, `accounts`. Gold
+    recomputes these dates and the 27 days after them (its trailing windows).
+    """
+    now = _now()
+    rows = [
+        (tenant, day, sorted(reasons), ctx.run_id, delivery_date, now)
+        for tenant, days in sorted(restated.items())
+        for day, reasons in sorted(days.items())
+    ]
+    if rows:
+        append(
+            ctx.spark.createDataFrame(rows, RESTATEMENT_SCHEMA),
+            ctx.path(OPS_RESTATEMENTS.name),
+            OPS_RESTATEMENTS.partition_by,
+        )

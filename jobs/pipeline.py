@@ -13,10 +13,15 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from jobs import bronze, silver_events
+from jobs import bronze, silver_events, silver_people
 from jobs.config import Settings
 from jobs.context import RunContext, configure_logging, new_run_id
-from jobs.ledger import DeliveryStats, record_delivery_stats, record_run
+from jobs.ledger import (
+    DeliveryStats,
+    record_delivery_stats,
+    record_restatements,
+    record_run,
+)
 from jobs.pii import load_pii_key
 from jobs.spark import build_session
 
@@ -41,6 +46,15 @@ def run_delivery(
     event_tenants = landed.tenants["events"]
     silver = silver_events.build(ctx, delivery_date, event_tenants)
     registered = set(ctx.settings.tenants.ids())
+    try:
+        people = silver_people.build(
+            ctx, delivery_date, [t for t in event_tenants if t in registered],
+            silver.ranked, silver.touched,
+        )  # fmt: skip
+    finally:
+        if silver.ranked is not None:
+            silver.ranked.unpersist()
+    record_restatements(ctx, delivery_date, people.restated)
     stats = [
         DeliveryStats(
             tenant_id=t,

@@ -12,7 +12,8 @@ Exactly once (SPEC §4.2), at a cost that follows the new data:
    versions read) lose their rows from this delivery and gain the new ones; then every
    (tenant_id, message_id) keeps one survivor, chosen by `rank_copies`, independent of the
    order deliveries were processed in. Losers go to `silver.events_duplicates`, so a later
-   re-delivery can promote a copy again.
+   re-delivery can promote a copy again. The survivors are returned, not written: they
+   gain person and account in `jobs.silver_people`, which publishes `silver.events`.
 
 Copies of one message_id are expected to share their event_date (retries re-send the same
 call); see docs/decisions.md for the limits of partition-scoped deduplication.
@@ -61,6 +62,8 @@ class SilverEventsResult:
     accepted: dict[str, int]
     duplicates: dict[str, int]
     touched: dict[str, tuple[dt.date, ...]]  # tenant → event dates rewritten
+    ranked: DataFrame | None  # every copy of the touched partitions, `is_survivor` marked;
+    # persisted: the caller publishes the survivors (jobs.silver_people) and unpersists
 
 
 def _touched_dates(
@@ -80,14 +83,19 @@ def _touched_dates(
     return touched
 
 
-def _existing_copies(ctx: RunContext, predicate: str, delivery_date: dt.date) -> DataFrame | None:
-    """Rows of the touched partitions (survivors and duplicates) from other deliveries."""
+def _existing_copies(
+    ctx: RunContext, predicate: str, delivery_date: dt.date, columns: Sequence[str]
+) -> DataFrame | None:
+    """Rows of the touched partitions (survivors and duplicates) from other deliveries,
+    with the columns of a freshly typed event (person and account are derived later)."""
     frames = []
     for spec in (SILVER_EVENTS, SILVER_EVENT_DUPLICATES):
         table = read_table(ctx.spark, ctx.path(spec.name))
         if table is not None:
             frames.append(
-                table.where(predicate).where(F.col("delivery_date") != F.lit(delivery_date))
+                table.where(predicate)
+                .where(F.col("delivery_date") != F.lit(delivery_date))
+                .select(*columns)
             )
     if not frames:
         return None
@@ -100,7 +108,7 @@ def build(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> Si
     rules = EventRules.from_settings(ctx.settings)
     bronze = read_table(spark, ctx.path(BRONZE["events"].name))
     if bronze is None or not tenants:
-        return SilverEventsResult({}, {}, {}, {}, {})
+        return SilverEventsResult({}, {}, {}, {}, {}, None)
     delivery = bronze.where(tenants_predicate(tenants)).where(
         F.col("delivery_date") == F.lit(delivery_date)
     )
@@ -123,21 +131,17 @@ def build(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> Si
             touched = _touched_dates(ctx, valid, delivery_date, tenants)
         predicate = partition_predicate(touched, "event_date")
 
-        existing = _existing_copies(ctx, predicate, delivery_date)
+        existing = _existing_copies(ctx, predicate, delivery_date, valid.columns)
         copies = valid if existing is None else existing.unionByName(valid)
         ranked = copies.transform(rank_copies).persist(StorageLevel.MEMORY_AND_DISK)
         columns = valid.columns
-        for spec, rows in (
-            (SILVER_EVENTS, "is_survivor"),
-            (SILVER_EVENT_DUPLICATES, "NOT is_survivor"),
-        ):
-            with ctx.stage(spec.name):
-                replace_partitions(
-                    ranked.where(rows).select(columns),
-                    ctx.path(spec.name),
-                    predicate,
-                    spec.partition_by,
-                )
+        with ctx.stage(SILVER_EVENT_DUPLICATES.name):
+            replace_partitions(
+                ranked.where("NOT is_survivor").select(columns),
+                ctx.path(SILVER_EVENT_DUPLICATES.name),
+                predicate,
+                SILVER_EVENT_DUPLICATES.partition_by,
+            )
         with ctx.stage("silver.counts"):
             outcome = (
                 ranked.where(F.col("delivery_date") == F.lit(delivery_date))
@@ -145,7 +149,6 @@ def build(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> Si
                 .count()
                 .collect()
             )
-        ranked.unpersist()
         manifest = valid.groupBy("tenant_id", "delivery_date", "event_date").agg(
             F.count(F.lit(1)).alias("valid_events")
         )
@@ -180,4 +183,5 @@ def build(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> Si
         accepted,
         duplicates,
         {t: tuple(sorted(d)) for t, d in touched.items()},
+        ranked,
     )

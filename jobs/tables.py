@@ -87,8 +87,52 @@ SILVER_ACCOUNT_MEMBERSHIPS = TableSpec(
     ("tenant_id",),
     "one row per (tenant_id, person_id, account_id): role from traits, first and last seen",
 )
-SILVER_RESTATEMENTS = TableSpec(
-    "silver.restatements",
+SILVER_PERSON_ACCOUNT_DAILY = TableSpec(
+    "silver.person_account_daily",
+    ("tenant_id", "event_date"),
+    "one row per (tenant_id, event_date, person_id, account_id) with any event: activity "
+    "counts, features, first/last seen; the compact input of gold's windows",
+)
+OPS_RESTATEMENTS = TableSpec(
+    "ops.restatements",
     ("tenant_id",),
-    "one row per run, tenant, date and reason: the partitions gold must recompute",
+    "one row per run, tenant, date and reason: the silver partitions gold must recompute",
+)
+
+# --- accounts, subscriptions, tickets, hierarchy (SPEC §3.2–3.4, §4.6) ---
+SILVER_ACCOUNTS_SNAPSHOTS = TableSpec(
+    "silver.accounts_snapshots",
+    ("tenant_id", "delivery_date"),
+    "one row per valid CRM account line of a delivery (the tenant's full snapshot that day)",
+)
+SILVER_SUBSCRIPTIONS = TableSpec(
+    "silver.subscriptions",
+    ("tenant_id", "delivery_date"),
+    "one row per subscription per billing snapshot (delivery): snapshot history, typed",
+)
+SILVER_TICKET_VERSIONS = TableSpec(
+    "silver.ticket_versions",
+    ("tenant_id", "delivery_date"),
+    "one row per valid ticket line of a delivery (a ticket created or updated that day)",
+)
+SILVER_TICKETS = TableSpec(
+    "silver.tickets",
+    ("tenant_id",),
+    "one row per (tenant_id, ticket_id): the version with the latest updated_at",
+)
+SILVER_RECORDS_REJECTED = TableSpec(
+    "silver.records_rejected",
+    ("tenant_id", "delivery_date"),
+    "one row per rejected accounts/subscriptions/tickets line: source, reason, raw line",
+)
+SILVER_ACCOUNTS = TableSpec(
+    "silver.accounts",
+    ("tenant_id",),
+    "one row per (tenant_id, account_id, valid_from): SCD2 account attributes from CRM "
+    "snapshots, else group traits",
+)
+SILVER_ACCOUNT_HIERARCHY = TableSpec(
+    "silver.account_hierarchy",
+    ("tenant_id", "as_of_date"),
+    "one row per (tenant_id, as_of_date, account_id): effective parent, ancestors, depth",
 )

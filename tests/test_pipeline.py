@@ -15,7 +15,17 @@ from jobs.pipeline import execute
 from .conftest import TEST_TENANTS, assert_same_rows, read, write_delivery
 
 D1, D2, D3 = "2026-03-05", "2026-03-06", "2026-03-27"
-SILVER_TABLES = ("silver.events", "silver.events_duplicates", "silver.events_rejected")
+SILVER_TABLES = (
+    "silver.events",
+    "silver.events_duplicates",
+    "silver.events_rejected",
+    "silver.identity_edges",
+    "silver.identity_map",
+    "silver.group_calls",
+    "silver.sessions",
+    "silver.person_account_daily",
+    "silver.account_memberships",
+)
 
 
 def ev(mid: str, ts: str = "2026-03-05T15:00:00Z", **kw: object) -> dict:

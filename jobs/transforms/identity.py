@@ -14,10 +14,10 @@ component, so a person id is a function of the component alone — not of proces
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 _SEP = "\x1f"
@@ -28,12 +28,13 @@ def node(id_type: str, value: Column) -> Column:
     return F.when(value.isNotNull(), F.concat(F.lit(f"{id_type}:"), value))
 
 
-def identity_edges(events: DataFrame, max_user_ids: int) -> DataFrame:
-    """Undirected identity edges (tenant_id, src, dst) after the K guard; plus every node.
+def raw_identity_edges(events: DataFrame, keys: Sequence[str] = ("tenant_id",)) -> DataFrame:
+    """Every identity edge and node the events carry, before the K guard.
 
-    `events` needs tenant_id, type, user_id, anonymous_id, previous_id and email_hash
-    (blocked identifier values already NULL). Returns columns tenant_id, src, dst where
-    dst is NULL for a node row (every identifier seen, so isolated nodes get a person too).
+    `events` needs `keys`, type, user_id, anonymous_id, previous_id and email_hash (blocked
+    identifier values already NULL). Returns `keys` + (src, dst) with src < dst for edges,
+    and dst NULL for a node row (every identifier seen, so isolated nodes get a person too).
+    Pass keys=("tenant_id", "event_date") for the per-date evidence store.
     """
     user = node("user_id", F.col("user_id"))
     anon = node("anonymous_id", F.col("anonymous_id"))
@@ -41,7 +42,7 @@ def identity_edges(events: DataFrame, max_user_ids: int) -> DataFrame:
     is_alias = F.col("type") == "alias"
     is_identify = F.col("type") == "identify"
     pairs = events.select(
-        "tenant_id",
+        *keys,
         F.array(
             F.struct(user.alias("a"), anon.alias("b")),
             F.struct(F.when(is_identify, email).alias("a"), F.coalesce(user, anon).alias("b")),
@@ -53,18 +54,41 @@ def identity_edges(events: DataFrame, max_user_ids: int) -> DataFrame:
                 F.when(is_alias, user).alias("a"),
                 F.when(is_alias, node("user_id", F.col("previous_id"))).alias("b"),
             ),
+            # node rows: b is NULL
+            F.struct(user.alias("a"), F.lit(None).cast("string").alias("b")),
+            F.struct(anon.alias("a"), F.lit(None).cast("string").alias("b")),
+            F.struct(F.when(is_identify, email).alias("a"), F.lit(None).cast("string").alias("b")),
+            F.struct(
+                F.when(is_alias, node("anonymous_id", F.col("previous_id"))).alias("a"),
+                F.lit(None).cast("string").alias("b"),
+            ),
+            F.struct(
+                F.when(is_alias, node("user_id", F.col("previous_id"))).alias("a"),
+                F.lit(None).cast("string").alias("b"),
+            ),
         ).alias("pairs"),
-        F.array(user, anon, F.when(is_identify, email)).alias("nodes"),
     )
-    edges = (
-        pairs.select("tenant_id", F.explode("pairs").alias("p"))
-        .where(F.col("p.a").isNotNull() & F.col("p.b").isNotNull() & (F.col("p.a") != F.col("p.b")))
+    a, b = F.col("p.a"), F.col("p.b")
+    return (
+        pairs.select(*keys, F.explode("pairs").alias("p"))
+        .where(a.isNotNull() & (b.isNull() | (a != b)))
         .select(
-            "tenant_id", F.least("p.a", "p.b").alias("src"), F.greatest("p.a", "p.b").alias("dst")
+            *keys,
+            F.when(b.isNull(), a).otherwise(F.least(a, b)).alias("src"),
+            F.when(b.isNotNull(), F.greatest(a, b)).alias("dst"),
         )
         .distinct()
     )
-    # K guard: anonymous_id / email nodes adjacent to more than K distinct user_id nodes
+
+
+def apply_k_guard(raw: DataFrame, max_user_ids: int) -> DataFrame:
+    """Drop the edges of ambiguous nodes: an `anonymous_id` or `email` node adjacent to more
+    than `max_user_ids` distinct `user_id` nodes (a shared device or mailbox). Node rows stay.
+
+    `raw`: tenant_id, src, dst (any extra key columns are ignored; edges are deduplicated).
+    """
+    rows = raw.select("tenant_id", "src", "dst").distinct()
+    edges = rows.where(F.col("dst").isNotNull())
     both = edges.select("tenant_id", F.col("src").alias("n"), F.col("dst").alias("m")).unionByName(
         edges.select("tenant_id", F.col("dst").alias("n"), F.col("src").alias("m"))
     )
@@ -75,18 +99,17 @@ def identity_edges(events: DataFrame, max_user_ids: int) -> DataFrame:
         .where(F.col("user_ids") > max_user_ids)
         .select("tenant_id", "n")
     )
-    kept = (
-        edges.join(ambiguous.withColumnRenamed("n", "src"), ["tenant_id", "src"], "left_anti")
-        .join(ambiguous.withColumnRenamed("n", "dst"), ["tenant_id", "dst"], "left_anti")
-        .select("tenant_id", "src", "dst")
-    )
-    nodes = (
-        pairs.select("tenant_id", F.explode("nodes").alias("src"))
-        .where(F.col("src").isNotNull())
-        .distinct()
-        .select("tenant_id", "src", F.lit(None).cast("string").alias("dst"))
-    )
-    return kept.unionByName(nodes)
+    kept = edges.join(
+        ambiguous.withColumnRenamed("n", "src"), ["tenant_id", "src"], "left_anti"
+    ).join(ambiguous.withColumnRenamed("n", "dst"), ["tenant_id", "dst"], "left_anti")
+    nodes = rows.where(F.col("dst").isNull())
+    return kept.select("tenant_id", "src", "dst").unionByName(nodes)
+
+
+def identity_edges(events: DataFrame, max_user_ids: int) -> DataFrame:
+    """Identity edges (tenant_id, src, dst) after the K guard, plus a node row (dst NULL)
+    for every identifier seen."""
+    return apply_k_guard(raw_identity_edges(events), max_user_ids)
 
 
 @dataclass(frozen=True)
@@ -122,6 +145,16 @@ def _small_star(edges: DataFrame) -> DataFrame:
     )
 
 
+def _is_star_forest(edges: DataFrame) -> bool:
+    """True when every component is a star around its smallest node: each node has one
+    edge, to a smaller node that has no edge of its own. Small-star output always points
+    down (v < u), and a star forest is a fixed point of both steps — one cheap job instead
+    of diffing two rounds."""
+    several = edges.groupBy("u").count().where(F.col("count") > 1).select("u")
+    chained = edges.select(F.col("v").alias("u")).join(edges.select("u"), "u", "left_semi")
+    return several.unionByName(chained).isEmpty()
+
+
 def connected_components(
     edges: DataFrame,
     max_iterations: int = 40,
@@ -148,10 +181,8 @@ def connected_components(
     rounds = 0
     while True:
         rounds += 1
-        following = checkpoint(_small_star(_large_star(current)))
-        settled = following.exceptAll(current).isEmpty() and current.exceptAll(following).isEmpty()
-        current = following
-        if settled:
+        current = checkpoint(_small_star(_large_star(current)))
+        if _is_star_forest(current):
             break
         if rounds >= max_iterations:
             raise RuntimeError(f"connected components did not converge in {max_iterations} rounds")
@@ -171,4 +202,29 @@ def person_id(tenant_id: Column, component: Column) -> Column:
     """Deterministic person id from the component's smallest node (no raw identifier in it)."""
     return F.concat(
         F.lit("p_"), F.substring(F.sha2(F.concat_ws(_SEP, tenant_id, component), 256), 1, 24)
+    )
+
+
+def _type_rank(node_id: Column) -> Column:
+    return (
+        F.when(node_id.startswith("user_id:"), 0).when(node_id.startswith("email:"), 1).otherwise(2)
+    )
+
+
+def persons_of(labels: DataFrame) -> DataFrame:
+    """Component labels → (tenant_id, id_type, id_value, person_id).
+
+    The person id hashes the component's representative: its smallest `user_id` node, else
+    its smallest email, else its smallest anonymous id. Any member would give a deterministic
+    id; preferring the login keeps a person's id stable while devices come and go.
+    """
+    component = Window.partitionBy("tenant_id", "component")
+    representative = F.min(
+        F.struct(_type_rank(F.col("node")).alias("r"), F.col("node").alias("n"))
+    ).over(component)["n"]
+    return labels.select(
+        "tenant_id",
+        F.substring_index("node", ":", 1).alias("id_type"),
+        F.expr("substr(node, instr(node, ':') + 1)").alias("id_value"),
+        person_id(F.col("tenant_id"), representative).alias("person_id"),
     )

@@ -1,0 +1,566 @@
+"""Survivors of one delivery → persons, accounts and sessions (SPEC §4.4, §4.5, §4.7).
+
+Incremental and a pure function of the evidence, in this order:
+
+1. **Evidence.** The identity edges and `group` calls of the touched (tenant, event_date)
+   partitions replace those partitions of `silver.identity_edges` / `silver.group_calls`.
+   The nodes on edges that appeared or disappeared are the *touched nodes*.
+2. **Stitching.** Only the components the touched nodes can reach are recomputed: the old
+   persons of the touched nodes and of their raw neighbours (a node's K-guard status
+   changes only when its own edges change, so this set is closed; see docs/decisions.md).
+   Connected components run on that subgraph; `silver.identity_map` is MERGEd with the
+   identifiers whose person changed, and `silver.identity_merges` logs who moved where.
+3. **Restatement.** A person whose identifiers changed is restated on every date one of its
+   identifiers was seen; a person whose `group` calls changed from the call's date on (or on
+   every date when the change reaches its earliest call, §4.5 rule 3).
+4. **Publishing.** `silver.events` is rewritten for touched ∪ restated dates with
+   `person_id`, `account_id` and `attribution`; `silver.sessions` for those dates ± 1 day
+   (sessions cross midnight); `silver.person_account_daily` for those dates; and
+   `silver.account_memberships` per tenant from the compact daily table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from delta.tables import DeltaTable
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from jobs.context import RunContext
+from jobs.delta_io import (
+    append,
+    current_version,
+    partition_predicate,
+    read_table,
+    replace_partitions,
+    tenants_predicate,
+)
+from jobs.tables import (
+    SILVER_ACCOUNT_MEMBERSHIPS,
+    SILVER_EVENTS,
+    SILVER_GROUP_CALLS,
+    SILVER_IDENTITY_EDGES,
+    SILVER_IDENTITY_MAP,
+    SILVER_IDENTITY_MERGES,
+    SILVER_PERSON_ACCOUNT_DAILY,
+    SILVER_SESSIONS,
+)
+from jobs.transforms.attribution import attribute_accounts
+from jobs.transforms.identity import (
+    apply_k_guard,
+    connected_components,
+    node,
+    persons_of,
+    raw_identity_edges,
+)
+from jobs.transforms.people import (
+    GROUP_CALL_COLUMNS,
+    memberships,
+    person_account_daily,
+)
+from jobs.transforms.sessions import sessionize
+
+Dates = dict[str, set[dt.date]]
+
+
+@dataclass(frozen=True)
+class PeopleResult:
+    restated: dict[str, dict[dt.date, set[str]]]  # tenant → date → reasons
+    group_changes: dict[str, dt.date]  # tenant → earliest event_date of a changed group call
+    iterations: int
+    affected_nodes: int
+    changed_nodes: int
+    largest_component: int
+
+
+def event_node() -> Column:
+    """The identifier an event belongs to: its user_id node, else its anonymous_id node."""
+    return F.coalesce(
+        node("user_id", F.col("user_id")), node("anonymous_id", F.col("anonymous_id"))
+    )
+
+
+def _map_nodes(identity_map: DataFrame) -> DataFrame:
+    return identity_map.select(
+        "tenant_id", F.concat_ws(":", "id_type", "id_value").alias("node"), "person_id"
+    )
+
+
+def _dates_by_tenant(df: DataFrame, date_column: str = "event_date") -> Dates:
+    """Collect the distinct (tenant, date) pairs of a small frame."""
+    out: Dates = defaultdict(set)
+    for row in df.select("tenant_id", date_column).distinct().collect():
+        out[row.tenant_id].add(row[date_column])
+    return out
+
+
+def _shift(dates: Dates, days: Iterable[int]) -> Dates:
+    return {t: {d + dt.timedelta(days=k) for d in ds for k in days} for t, ds in dates.items()}
+
+
+def _union(*parts: Mapping[str, Iterable[dt.date]]) -> Dates:
+    out: Dates = defaultdict(set)
+    for part in parts:
+        for tenant, dates in part.items():
+            out[tenant].update(dates)
+    return dict(out)
+
+
+def _replace_evidence(
+    ctx: RunContext, spec_name: str, partition_by: tuple[str, ...], new: DataFrame, predicate: str
+) -> DataFrame:
+    """Replace the touched partitions of an evidence table; return the symmetric difference
+    (rows added or removed, with `change` = 'added' | 'removed') between old and new."""
+    path = ctx.path(spec_name)
+    old = read_table(ctx.spark, path)  # pinned to the version before this write
+    new = new.persist(StorageLevel.MEMORY_AND_DISK)
+    if old is None:
+        diff = new.withColumn("change", F.lit("added"))
+    else:
+        old = old.where(predicate).select(new.columns)
+        diff = (
+            new.exceptAll(old)
+            .withColumn("change", F.lit("added"))
+            .unionByName(old.exceptAll(new).withColumn("change", F.lit("removed")))
+        )
+    diff = diff.localCheckpoint()  # materialise before the old rows are overwritten
+    replace_partitions(new, path, predicate, partition_by)
+    new.unpersist()
+    return diff
+
+
+def build(
+    ctx: RunContext,
+    delivery_date: dt.date,
+    tenants: list[str],
+    ranked: DataFrame,
+    touched: Mapping[str, Iterable[dt.date]],
+) -> PeopleResult:
+    """Stitch, attribute and publish the survivors of the touched partitions."""
+    spark = ctx.spark
+    touched_dates: Dates = {t: set(d) for t, d in touched.items() if d}
+    if not touched_dates:
+        return PeopleResult({}, {}, 0, 0, 0, 0)
+    predicate = partition_predicate(touched_dates, "event_date")
+    tenant_filter = tenants_predicate(touched_dates)
+    survivors = ranked.where("is_survivor").drop("is_survivor")
+
+    # 1. evidence -------------------------------------------------------------------------
+    with ctx.stage("silver.identity_edges"):
+        edge_diff = _replace_evidence(
+            ctx,
+            SILVER_IDENTITY_EDGES.name,
+            SILVER_IDENTITY_EDGES.partition_by,
+            raw_identity_edges(survivors, keys=("tenant_id", "event_date")).select(
+                "tenant_id", "src", "dst", "event_date"
+            ),
+            predicate,
+        )
+    with ctx.stage("silver.group_calls"):
+        call_diff = _replace_evidence(
+            ctx,
+            SILVER_GROUP_CALLS.name,
+            SILVER_GROUP_CALLS.partition_by,
+            survivors.where(F.col("type") == "group").select(*GROUP_CALL_COLUMNS),
+            predicate,
+        )
+
+    # 2. stitching ------------------------------------------------------------------------
+    with ctx.stage("silver.identity"):
+        stitched = _stitch(ctx, edge_diff, tenant_filter, delivery_date)
+
+    # 3. restatement ----------------------------------------------------------------------
+    with ctx.stage("silver.restatement"):
+        identity_map = _map_nodes(read_table(spark, ctx.path(SILVER_IDENTITY_MAP.name)))
+        identity_map = identity_map.where(tenant_filter)
+        node_dates = (
+            read_table(spark, ctx.path(SILVER_IDENTITY_EDGES.name))
+            .where(tenant_filter)
+            .where(F.col("dst").isNull())
+            .select("tenant_id", "event_date", F.col("src").alias("node"))
+        )
+        person_dates = node_dates.join(identity_map, ["tenant_id", "node"]).select(
+            "tenant_id", "person_id", "event_date"
+        )
+        by_identity = _dates_by_tenant(
+            person_dates.join(stitched.restated_persons, ["tenant_id", "person_id"], "left_semi")
+        )
+        by_calls, group_changes = _attribution_restatement(
+            ctx, call_diff, identity_map, person_dates, tenant_filter
+        )
+    restated: dict[str, dict[dt.date, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for reason, dates in (
+        ("events", touched_dates),
+        ("identity", by_identity),
+        ("attribution", by_calls),
+    ):
+        for tenant, ds in dates.items():
+            for d in ds:
+                restated[tenant][d].add(reason)
+    written: Dates = {t: set(ds) for t, ds in restated.items()}
+
+    # 4. publishing -----------------------------------------------------------------------
+    events_path = ctx.path(SILVER_EVENTS.name)
+    base = survivors
+    extra: Dates = {t: ds - touched_dates.get(t, set()) for t, ds in written.items()}
+    extra = {t: ds for t, ds in extra.items() if ds}
+    existing = read_table(spark, events_path)
+    if existing is not None and extra:
+        base = base.unionByName(
+            existing.where(partition_predicate(extra, "event_date")).select(survivors.columns)
+        )
+    calls = (
+        read_table(spark, ctx.path(SILVER_GROUP_CALLS.name))
+        .where(tenant_filter)
+        .withColumn("node", event_node())
+        .join(identity_map, ["tenant_id", "node"])
+    )
+    with_person = (
+        base.withColumn("node", event_node())
+        .join(identity_map, ["tenant_id", "node"], "left")
+        .drop("node")
+    )
+    calls = calls.join(
+        with_person.select("tenant_id", "person_id").distinct(),
+        ["tenant_id", "person_id"],
+        "left_semi",
+    ).select("tenant_id", "person_id", "event_ts", "group_id", "message_id")
+    events = (
+        with_person.transform(attribute_accounts(calls))
+        .select(*survivors.columns, "person_id", "account_id", "attribution")
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    try:
+        with ctx.stage(SILVER_EVENTS.name):
+            replace_partitions(
+                events,
+                events_path,
+                partition_predicate(written, "event_date"),
+                SILVER_EVENTS.partition_by,
+            )
+        with ctx.stage(SILVER_PERSON_ACCOUNT_DAILY.name):
+            replace_partitions(
+                events.transform(person_account_daily(ctx.run_id)),
+                ctx.path(SILVER_PERSON_ACCOUNT_DAILY.name),
+                partition_predicate(written, "event_date"),
+                SILVER_PERSON_ACCOUNT_DAILY.partition_by,
+            )
+    finally:
+        events.unpersist()
+    with ctx.stage(SILVER_SESSIONS.name):
+        _publish_sessions(ctx, written)
+    with ctx.stage(SILVER_ACCOUNT_MEMBERSHIPS.name):
+        daily = read_table(spark, ctx.path(SILVER_PERSON_ACCOUNT_DAILY.name)).where(
+            tenants_predicate(written)
+        )
+        replace_partitions(
+            daily.transform(memberships(ctx.run_id)),
+            ctx.path(SILVER_ACCOUNT_MEMBERSHIPS.name),
+            tenants_predicate(written),
+            SILVER_ACCOUNT_MEMBERSHIPS.partition_by,
+        )
+    edge_diff.unpersist()
+    call_diff.unpersist()
+    ctx.log.info(
+        "silver.people: %s identifiers re-stitched, %s changed person, %s rounds; "
+        "events rewritten on %s partitions (%s beyond the delivery's)",
+        stitched.affected_nodes,
+        stitched.changed_nodes,
+        stitched.iterations,
+        sum(len(d) for d in written.values()),
+        sum(len(d) for d in extra.values()),
+    )
+    return PeopleResult(
+        {t: dict(ds) for t, ds in restated.items()},
+        group_changes,
+        stitched.iterations,
+        stitched.affected_nodes,
+        stitched.changed_nodes,
+        stitched.largest_component,
+    )
+
+
+@dataclass(frozen=True)
+class _Stitched:
+    restated_persons: DataFrame  # (tenant_id, person_id): current persons to restate fully
+    iterations: int
+    affected_nodes: int
+    changed_nodes: int
+    largest_component: int
+
+
+def _stitch(
+    ctx: RunContext, edge_diff: DataFrame, tenant_filter: str, delivery_date: dt.date
+) -> _Stitched:
+    spark = ctx.spark
+    k = ctx.settings.pipeline.identity.max_user_ids_per_identifier
+    map_path = ctx.path(SILVER_IDENTITY_MAP.name)
+    map_version = current_version(spark, map_path)
+    old_map = (
+        _map_nodes(read_table(spark, map_path, map_version)).where(tenant_filter)
+        if map_version is not None
+        else spark.createDataFrame([], "tenant_id string, node string, person_id string")
+    )
+    raw = (
+        read_table(spark, ctx.path(SILVER_IDENTITY_EDGES.name))
+        .where(tenant_filter)
+        .select("tenant_id", "src", "dst")
+        .distinct()
+    )
+    touched = (
+        edge_diff.select("tenant_id", F.col("src").alias("node"))
+        .unionByName(
+            edge_diff.where(F.col("dst").isNotNull()).select(
+                "tenant_id", F.col("dst").alias("node")
+            )
+        )
+        .distinct()
+    )
+    links = raw.where(F.col("dst").isNotNull())
+    neighbours = (
+        links.join(touched.withColumnRenamed("node", "src"), ["tenant_id", "src"])
+        .select("tenant_id", F.col("dst").alias("node"))
+        .unionByName(
+            links.join(touched.withColumnRenamed("node", "dst"), ["tenant_id", "dst"]).select(
+                "tenant_id", F.col("src").alias("node")
+            )
+        )
+    )
+    reach = touched.unionByName(neighbours).distinct()
+    old_persons = old_map.join(reach, ["tenant_id", "node"]).select("tenant_id", "person_id")
+    affected = (
+        reach.unionByName(
+            old_map.join(old_persons.distinct(), ["tenant_id", "person_id"]).select(
+                "tenant_id", "node"
+            )
+        )
+        .distinct()
+        .localCheckpoint()
+    )
+    # every raw row incident to an affected node (complete K-guard degrees for those nodes)
+    incident = raw.join(
+        affected.withColumnRenamed("node", "src"), ["tenant_id", "src"], "left_semi"
+    ).unionByName(
+        links.join(affected.withColumnRenamed("node", "dst"), ["tenant_id", "dst"], "left_semi")
+    )
+    guarded = apply_k_guard(incident, k)
+    inside = guarded.join(
+        affected.withColumnRenamed("node", "src"), ["tenant_id", "src"], "left_semi"
+    )
+    inside = inside.where(F.col("dst").isNull()).unionByName(
+        inside.where(F.col("dst").isNotNull()).join(
+            affected.withColumnRenamed("node", "dst"), ["tenant_id", "dst"], "left_semi"
+        )
+    )
+    components = connected_components(inside)
+    labels = components.labels.localCheckpoint()
+    new_persons = persons_of(labels).localCheckpoint()
+    new_nodes = _map_nodes(new_persons)
+
+    old_affected = old_map.join(affected, ["tenant_id", "node"], "left_semi")
+    both = (
+        old_affected.withColumnRenamed("person_id", "old_person_id")
+        .join(
+            new_nodes.withColumnRenamed("person_id", "new_person_id"), ["tenant_id", "node"], "full"
+        )
+        .localCheckpoint()
+    )
+    changed = both.where(~F.col("old_person_id").eqNullSafe(F.col("new_person_id")))
+    stats = changed.agg(F.count(F.lit(1)).alias("n")).first()
+    affected_count = affected.count()
+    largest = labels.groupBy("tenant_id", "component").count().agg(F.max("count")).first()[0] or 0
+
+    _publish_map(ctx, map_path, map_version, changed, new_persons)
+    _log_merges(ctx, both, delivery_date)
+
+    # persons to restate on all their dates: those holding a changed identifier, and those
+    # sharing an old person with one (they lost or gained identifiers, or group calls)
+    old_hit = changed.where(F.col("old_person_id").isNotNull()).select(
+        "tenant_id", F.col("old_person_id").alias("p")
+    )
+    restated_persons = (
+        changed.where(F.col("new_person_id").isNotNull())
+        .select("tenant_id", F.col("new_person_id").alias("person_id"))
+        .unionByName(
+            both.join(
+                old_hit.withColumnRenamed("p", "old_person_id"), ["tenant_id", "old_person_id"]
+            )
+            .where(F.col("new_person_id").isNotNull())
+            .select("tenant_id", F.col("new_person_id").alias("person_id"))
+        )
+        .distinct()
+        .localCheckpoint()
+    )
+    return _Stitched(
+        restated_persons, components.iterations, affected_count, int(stats.n), int(largest)
+    )
+
+
+def _publish_map(
+    ctx: RunContext,
+    map_path: str,
+    map_version: int | None,
+    changed: DataFrame,
+    new_persons: DataFrame,
+) -> None:
+    """One Delta commit: insert, move or delete the identifiers whose person changed."""
+    lineage = [F.lit(ctx.run_id).alias("_run_id")]
+    if map_version is None:
+        replace_partitions(
+            new_persons.select("*", *lineage),
+            map_path,
+            "TRUE",
+            SILVER_IDENTITY_MAP.partition_by,
+        )
+        return
+    source = changed.select(
+        "tenant_id",
+        F.substring_index("node", ":", 1).alias("id_type"),
+        F.expr("substr(node, instr(node, ':') + 1)").alias("id_value"),
+        F.col("new_person_id").alias("person_id"),
+        *lineage,
+    )
+    tenants = [r.tenant_id for r in source.select("tenant_id").distinct().collect()]
+    if not tenants:
+        return
+    (
+        DeltaTable.forPath(ctx.spark, map_path)
+        .alias("t")
+        .merge(
+            source.alias("s"),
+            f"t.{tenants_predicate(tenants)} AND t.tenant_id = s.tenant_id "
+            "AND t.id_type = s.id_type AND t.id_value = s.id_value",
+        )
+        .whenMatchedDelete(condition="s.person_id IS NULL")
+        .whenMatchedUpdate(set={"person_id": "s.person_id", "_run_id": "s._run_id"})
+        .whenNotMatchedInsert(
+            condition="s.person_id IS NOT NULL",
+            values={
+                c: f"s.{c}" for c in ("tenant_id", "id_type", "id_value", "person_id", "_run_id")
+            },
+        )
+        .execute()
+    )
+
+
+def _log_merges(ctx: RunContext, both: DataFrame, delivery_date: dt.date) -> None:
+    """Append who moved where: one row per (old person, new person) pair of this run.
+
+    `both`: every re-stitched identifier with its old and new person. `kind` is `merge` when
+    the new person gathers identifiers of several old persons, `split` when the old person's
+    identifiers now belong to several persons, else `renamed`.
+    """
+    known = both.where(F.col("old_person_id").isNotNull() & F.col("new_person_id").isNotNull())
+    moves = known.where(F.col("old_person_id") != F.col("new_person_id"))
+    pairs = moves.groupBy("tenant_id", "old_person_id", "new_person_id").agg(
+        F.slice(F.sort_array(F.collect_set("node")), 1, 50).alias("identifiers"),
+        F.count(F.lit(1)).alias("identifier_count"),
+    )
+    sources = known.groupBy("tenant_id", "new_person_id").agg(
+        F.countDistinct("old_person_id").alias("_sources")
+    )
+    targets = known.groupBy("tenant_id", "old_person_id").agg(
+        F.countDistinct("new_person_id").alias("_targets")
+    )
+    rows = (
+        pairs.join(sources, ["tenant_id", "new_person_id"])
+        .join(targets, ["tenant_id", "old_person_id"])
+        .select(
+            "tenant_id",
+            F.lit(ctx.run_id).alias("run_id"),
+            F.lit(delivery_date).alias("delivery_date"),
+            "old_person_id",
+            "new_person_id",
+            F.when(F.col("_sources") > 1, "merge")
+            .when(F.col("_targets") > 1, "split")
+            .otherwise("renamed")
+            .alias("kind"),
+            "identifiers",
+            "identifier_count",
+            F.lit(ctx.started_at).cast("timestamp").alias("logged_at"),
+        )
+    )
+    if rows.isEmpty():
+        return
+    append(rows, ctx.path(SILVER_IDENTITY_MERGES.name), SILVER_IDENTITY_MERGES.partition_by)
+
+
+def _attribution_restatement(
+    ctx: RunContext,
+    call_diff: DataFrame,
+    identity_map: DataFrame,
+    person_dates: DataFrame,
+    tenant_filter: str,
+) -> tuple[Dates, dict[str, dt.date]]:
+    """Dates whose attribution a changed `group` call can alter (§4.5 rules 2 and 3).
+
+    A call at t changes "latest call ≤ ts" only for the person's events at or after t; it
+    changes "earliest call" (all earlier events) only when it is, or was, the earliest.
+    """
+    changes = call_diff.withColumn("node", event_node()).join(identity_map, ["tenant_id", "node"])
+    calls_now = (
+        read_table(ctx.spark, ctx.path(SILVER_GROUP_CALLS.name))
+        .where(tenant_filter)
+        .withColumn("node", event_node())
+        .join(identity_map, ["tenant_id", "node"])
+    )
+    earliest_now = calls_now.groupBy("tenant_id", "person_id").agg(
+        F.min("event_ts").alias("earliest_ts")
+    )
+    per_person = (
+        changes.groupBy("tenant_id", "person_id")
+        .agg(F.min("event_ts").alias("changed_ts"), F.min("event_date").alias("changed_date"))
+        .join(earliest_now, ["tenant_id", "person_id"], "left")
+        .select(
+            "tenant_id",
+            "person_id",
+            F.when(
+                F.col("earliest_ts").isNull() | (F.col("changed_ts") <= F.col("earliest_ts")),
+                F.lit(dt.date(1900, 1, 1)),
+            )
+            .otherwise(F.col("changed_date"))
+            .alias("from_date"),
+        )
+    )
+    dates = _dates_by_tenant(
+        person_dates.join(per_person, ["tenant_id", "person_id"]).where(
+            F.col("event_date") >= F.col("from_date")
+        )
+    )
+    group_changes = {
+        r.tenant_id: r.first
+        for r in call_diff.groupBy("tenant_id").agg(F.min("event_date").alias("first")).collect()
+    }
+    return dates, group_changes
+
+
+def _publish_sessions(ctx: RunContext, written: Dates) -> None:
+    """Rewrite sessions of the written dates ± 1 day from the events of ± 2 days.
+
+    A session belongs to the date of its first event; one that starts the day before a
+    rewritten date can gain or lose events, and so can one that starts the day after.
+    Sessions running more than 24 hours without a 30-minute pause are out of scope.
+    """
+    rewrite = _shift(written, (-1, 0, 1))
+    window = _shift(written, (-2, -1, 0, 1, 2))
+    events = (
+        read_table(ctx.spark, ctx.path(SILVER_EVENTS.name))
+        .where(partition_predicate(window, "event_date"))
+        .where("is_activity AND person_id IS NOT NULL")
+    )
+    sessions = (
+        events.transform(sessionize())
+        .where(partition_predicate(rewrite, "event_date"))
+        .withColumn("_run_id", F.lit(ctx.run_id))
+    )
+    replace_partitions(
+        sessions,
+        ctx.path(SILVER_SESSIONS.name),
+        partition_predicate(rewrite, "event_date"),
+        SILVER_SESSIONS.partition_by,
+    )

@@ -1,0 +1,216 @@
+"""Identity, attribution and sessions through real runs (SPEC §4.4–4.7, §7).
+
+Hand-built deliveries whose expected persons, accounts and restatements are worked out by
+hand in the comments.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from pyspark.sql import functions as F
+
+from jobs.pipeline import execute
+from jobs.transforms.privacy import pseudonym_py
+
+from .conftest import TEST_PII_KEY, TEST_TENANTS, assert_same_rows, read, write_delivery
+
+D1, D2, D3 = "2026-03-05", "2026-03-06", "2026-03-07"
+
+
+def ev(mid: str, ts: str, **kw: object) -> dict:
+    return {"message_id": mid, "type": "track", "event": "report_viewed", "timestamp": ts,
+            "schema_version": 2, **kw}  # fmt: skip
+
+
+def run(settings, spark, *days: str):
+    result = execute(settings, "run", [dt.date.fromisoformat(d) for d in days], None, spark=spark)
+    assert result.status == "succeeded", result.error
+    return result
+
+
+def persons_by_message(spark, settings, tenant: str = "acme") -> dict[str, str]:
+    events = read(spark, settings, "silver.events").where(F.col("tenant_id") == tenant)
+    return {r.message_id: r.person_id for r in events.collect()}
+
+
+def restated(spark, settings, run_id: str) -> dict[tuple[str, str], list[str]]:
+    rows = read(spark, settings, "ops.restatements").where(F.col("run_id") == run_id).collect()
+    return {(r.tenant_id, r.event_date.isoformat()): r.reasons for r in rows}
+
+
+def test_merge_restates_an_old_date(spark, make_settings, tmp_path) -> None:
+    landing = tmp_path / "landing"
+    # D1: an anonymous visitor on dev-1; a known user u1 on dev-2 (UTC tenant: initech)
+    write_delivery(landing, "initech", D1, [
+        ev("a1", "2026-03-05T09:00:00Z", type="page", event=None, anonymous_id="dev-1"),
+        ev("a2", "2026-03-05T09:10:00Z", anonymous_id="dev-1"),
+        ev("b1", "2026-03-05T10:00:00Z", user_id="u1", anonymous_id="dev-2"),
+    ])  # fmt: skip
+    # D2: dev-1 signs in as u1 → the D1 visitor is u1; D1 must be restated
+    write_delivery(landing, "initech", D2, [
+        ev("c1", "2026-03-06T08:00:00Z", type="identify", event=None, user_id="u1",
+           anonymous_id="dev-1", traits={"email": " Ann@Example.COM ", "role": "admin"}),
+    ])  # fmt: skip
+    settings = make_settings(landing, TEST_TENANTS)
+    run(settings, spark, D1)
+    first = persons_by_message(spark, settings, "initech")
+    assert first["a1"] == first["a2"] != first["b1"]
+    result = run(settings, spark, D2)
+    after = persons_by_message(spark, settings, "initech")
+    assert len(set(after.values())) == 1  # one person
+    assert after["b1"] == first["b1"]  # the logged-in user's id is kept (user_id represents)
+    changes = restated(spark, settings, result.run_id)
+    assert "identity" in changes[("initech", D1)]
+    assert "events" in changes[("initech", D2)]
+    merges = (
+        read(spark, settings, "silver.identity_merges")
+        .where(F.col("run_id") == result.run_id)
+        .collect()
+    )
+    assert [(m.old_person_id, m.new_person_id, m.identifiers, m.kind) for m in merges] == [
+        (first["a1"], after["a1"], ["anonymous_id:dev-1"], "merge")
+    ]
+    identity_map = {
+        (r.id_type, r.id_value): r.person_id
+        for r in read(spark, settings, "silver.identity_map").collect()
+    }
+    token = pseudonym_py(TEST_PII_KEY.encode(), "email", "initech", "ann@example.com")
+    assert identity_map == {
+        ("anonymous_id", "dev-1"): after["a1"],
+        ("anonymous_id", "dev-2"): after["a1"],
+        ("user_id", "u1"): after["a1"],
+        ("email", token): after["a1"],
+    }
+    sessions = read(spark, settings, "silver.sessions").where("tenant_id = 'initech'")
+    # D1: 09:00–09:10 (visitor, now u1) and 10:00 are 50 minutes apart → two sessions
+    assert sorted((r.event_date.isoformat(), r.events) for r in sessions.collect()) == [
+        (D1, 1), (D1, 2)
+    ]  # fmt: skip
+    assert {r.person_id for r in sessions.collect()} == {after["a1"]}
+
+
+def test_attribution_precedence_in_silver_events(spark, make_settings, tmp_path) -> None:
+    landing = tmp_path / "landing"
+    write_delivery(landing, "initech", D1, [
+        ev("e0", "2026-03-05T08:00:00Z", user_id="u1"),                 # before any call
+        ev("g1", "2026-03-05T09:00:00Z", type="group", event=None, user_id="u1",
+           group_id="acc-A", traits={"name": "A"}),
+        ev("e1", "2026-03-05T09:00:00Z", user_id="u1"),                 # same instant: ≤
+        ev("e2", "2026-03-05T09:30:00Z", user_id="u1", group_id="acc-Z"),  # own group_id
+        ev("g2", "2026-03-05T10:00:00Z", type="group", event=None, user_id="u1",
+           group_id="acc-B"),
+        ev("e3", "2026-03-05T11:00:00Z", user_id="u1"),
+        ev("e4", "2026-03-05T11:00:00Z", user_id="u2"),                 # no calls at all
+    ])  # fmt: skip
+    settings = make_settings(landing, TEST_TENANTS)
+    run(settings, spark, D1)
+    rows = read(spark, settings, "silver.events").where("tenant_id = 'initech'").collect()
+    got = {r.message_id: (r.account_id, r.attribution) for r in rows if r.type == "track"}
+    assert got == {
+        "e0": ("acc-A", "earliest_group"),
+        "e1": ("acc-A", "latest_group"),
+        "e2": ("acc-Z", "own"),
+        "e3": ("acc-B", "latest_group"),
+        "e4": (None, "none"),
+    }
+    # a late group call on D2 dated before e0 becomes u1's earliest and latest-before-e0:
+    # D1 is restated for attribution
+    write_delivery(landing, "initech", D2, [
+        ev("g0", "2026-03-05T07:00:00Z", type="group", event=None, user_id="u1",
+           group_id="acc-C"),
+    ])  # fmt: skip
+    result = run(settings, spark, D2)
+    rows = read(spark, settings, "silver.events").where("message_id = 'e0'").collect()
+    assert [(r.account_id, r.attribution) for r in rows] == [("acc-C", "latest_group")]
+    assert "attribution" in restated(spark, settings, result.run_id)[("initech", D1)]
+    members = read(spark, settings, "silver.account_memberships").where("tenant_id = 'initech'")
+    assert sorted(r.account_id for r in members.collect()) == [
+        "acc-A", "acc-B", "acc-C", "acc-Z"
+    ]  # fmt: skip
+
+
+def test_shared_device_split_is_order_independent(spark, make_settings, tmp_path) -> None:
+    landing = tmp_path / "landing"
+    # D1: u1..u3 use the kiosk (K = 3: still linked); D2: u4 too → kiosk is ambiguous, and
+    # the person of D1 splits back into u1, u2, u3
+    write_delivery(landing, "acme", D1, [
+        ev(f"k{i}", f"2026-03-05T1{i}:00:00Z", user_id=f"u{i}", anonymous_id="kiosk")
+        for i in (1, 2, 3)
+    ])  # fmt: skip
+    write_delivery(landing, "acme", D2, [
+        ev("k4", "2026-03-06T14:00:00Z", user_id="u4", anonymous_id="kiosk"),
+        # a shared mailbox: one email identified by four users stays its own person
+        *[ev(f"i{i}", f"2026-03-06T15:0{i}:00Z", type="identify", event=None,
+             user_id=f"u{i}", traits={"email": "team@acme.example"}) for i in (1, 2, 3, 4)],
+    ])  # fmt: skip
+    in_order = make_settings(landing, TEST_TENANTS, name="in_order")
+    run(in_order, spark, D1)
+    assert len(set(persons_by_message(spark, in_order).values())) == 1
+    result = run(in_order, spark, D2)
+    people = persons_by_message(spark, in_order)
+    assert len({people[f"k{i}"] for i in (1, 2, 3, 4)}) == 4
+    assert "identity" in restated(spark, in_order, result.run_id)[("acme", D1)]
+    kinds = {r.kind for r in read(spark, in_order, "silver.identity_merges").collect()}
+    assert "split" in kinds
+
+    reverse = make_settings(landing, TEST_TENANTS, name="reverse")
+    run(reverse, spark, D2)
+    run(reverse, spark, D1)
+    for table in ("silver.events", "silver.identity_map", "silver.sessions",
+                  "silver.person_account_daily", "silver.account_memberships"):  # fmt: skip
+        assert_same_rows(read(spark, reverse, table), read(spark, in_order, table))
+
+
+def test_one_email_in_two_tenants_gives_two_tokens(spark, make_settings, tmp_path) -> None:
+    landing = tmp_path / "landing"
+    for tenant in ("acme", "globex"):
+        write_delivery(landing, tenant, D1, [
+            ev("i1", "2026-03-05T12:00:00Z", type="identify", event=None, user_id="u1",
+               traits={"email": "bob@example.com", "name": "Bob Smith"},
+               context={"ip": "203.0.113.7"}),
+        ])  # fmt: skip
+    settings = make_settings(landing, TEST_TENANTS)
+    run(settings, spark, D1)
+    emails = read(spark, settings, "silver.identity_map").where("id_type = 'email'").collect()
+    assert len({r.id_value for r in emails}) == 2
+    assert len({r.person_id for r in emails}) == 2
+    events = read(spark, settings, "silver.events").collect()
+    assert {r.email_domain for r in events} == {"example.com"}
+
+
+RAW = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}|\b\d{1,3}(\.\d{1,3}){3}\b")
+QUARANTINE = {"silver.events_rejected", "silver.records_rejected"}
+
+
+def test_no_raw_email_name_or_ip_in_silver(spark, make_settings, tmp_path) -> None:
+    """Scan every string column (and string arrays) of every silver table."""
+    landing = tmp_path / "landing"
+    write_delivery(landing, "acme", D1, [
+        ev("i1", "2026-03-05T12:00:00Z", type="identify", event=None, user_id="u1",
+           anonymous_id="d1", traits={"email": "Carol.Ng@corp.example", "name": "Carol Ng",
+           "role": "admin"}, context={"ip": "198.51.100.23", "user_agent": "Mozilla/5.0"}),
+        ev("t1", "2026-03-05T12:05:00Z", user_id="u1", group_id="acc-1",
+           context={"ip": "198.51.100.23"}),
+        ev("g1", "2026-03-05T12:06:00Z", type="group", event=None, user_id="u1",
+           group_id="acc-1", traits={"name": "Corp", "tier": "growth"}),
+    ])  # fmt: skip
+    settings = make_settings(landing, TEST_TENANTS)
+    run(settings, spark, D1)
+    silver = tmp_path / "wh" / "silver"
+    tables = sorted(p.name for p in silver.iterdir() if (p / "_delta_log").exists())
+    assert {"events", "identity_map", "sessions", "group_calls"} <= set(tables)
+    for name in tables:
+        if f"silver.{name}" in QUARANTINE:
+            continue
+        df = read(spark, settings, f"silver.{name}")
+        texts = [
+            F.col(f.name) if f.dataType.simpleString() == "string" else F.concat_ws(" ", f.name)
+            for f in df.schema.fields
+            if f.dataType.simpleString() in ("string", "array<string>")
+        ]
+        for row in df.select(*texts).collect():
+            for value in row:
+                assert value is None or not RAW.search(value), (name, value)
+                assert value is None or "Carol" not in value, (name, value)
