@@ -217,12 +217,16 @@ def score_identity_cmd(
     identity_map = read_table(spark, settings.table_path("silver.identity_map"))
     if identity_map is None:
         raise _fail(f"--warehouse: no silver.identity_map under {settings.warehouse}")
-    table = Table("tenant", "identifiers", "unmapped", "true pairs", "predicted pairs",
-                  "precision", "recall")  # fmt: skip
-    for s in score_identity(spark, identity_map, truth, key):
-        table.add_row(s.tenant_id, str(s.identifiers), str(s.unmapped), str(s.true_pairs),
-                      str(s.predicted_pairs), f"{s.precision:.4f}", f"{s.recall:.4f}")  # fmt: skip
-    console.print(table)
+    for title, exclude in (
+        ("all unambiguous identifiers", False),
+        ("persons sharing no identifier (what the rules can resolve)", True),
+    ):
+        table = Table("tenant", "identifiers", "unmapped", "true pairs", "predicted pairs",
+                      "precision", "recall", title=title)  # fmt: skip
+        for s in score_identity(spark, identity_map, truth, key, exclude):
+            cells = (s.identifiers, s.unmapped, s.true_pairs, s.predicted_pairs)
+            table.add_row(s.tenant_id, *map(str, cells), f"{s.precision:.4f}", f"{s.recall:.4f}")
+        console.print(table)
 
 
 def main() -> None:

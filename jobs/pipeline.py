@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import traceback
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
-from jobs import bronze, silver_events, silver_people
+from jobs import bronze, silver_accounts, silver_events, silver_people
 from jobs.config import Settings
 from jobs.context import RunContext, configure_logging, new_run_id
+from jobs.delta_io import read_table, tenants_predicate
 from jobs.ledger import (
     DeliveryStats,
     record_delivery_stats,
@@ -24,6 +27,7 @@ from jobs.ledger import (
 )
 from jobs.pii import load_pii_key
 from jobs.spark import build_session
+from jobs.tables import SILVER_DELIVERY_EVENT_DATES
 
 
 class ConservationError(RuntimeError):
@@ -36,6 +40,20 @@ class RunResult:
     status: str
     stats: tuple[DeliveryStats, ...]
     error: str | None = None
+
+
+def _horizons(ctx: RunContext, tenants: Sequence[str]) -> dict[str, dt.date]:
+    """Per tenant: the later of its latest processed delivery_date and latest event_date."""
+    manifest = read_table(ctx.spark, ctx.path(SILVER_DELIVERY_EVENT_DATES.name))
+    if manifest is None or not tenants:
+        return {}
+    rows = (
+        manifest.where(tenants_predicate(tenants))
+        .groupBy("tenant_id")
+        .agg(F.greatest(F.max("delivery_date"), F.max("event_date")).alias("horizon"))
+        .collect()
+    )
+    return {r.tenant_id: r.horizon for r in rows}
 
 
 def run_delivery(
@@ -54,7 +72,16 @@ def run_delivery(
     finally:
         if silver.ranked is not None:
             silver.ranked.unpersist()
-    record_restatements(ctx, delivery_date, people.restated)
+    landed_tenants = sorted({t for ts in landed.tenants.values() for t in ts} & registered)
+    accounts = silver_accounts.build(
+        ctx, delivery_date, landed_tenants, people.group_changes, _horizons(ctx, landed_tenants)
+    )
+    restated: dict[str, dict[dt.date, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for part in (people.restated, accounts.restated):
+        for tenant, days in part.items():
+            for day, reasons in days.items():
+                restated[tenant][day] |= set(reasons)
+    record_restatements(ctx, delivery_date, restated)
     stats = [
         DeliveryStats(
             tenant_id=t,

@@ -4,6 +4,11 @@ Pair precision / recall over identifiers: a pair of identifiers of one tenant is
 when `silver.identity_map` gives them the same person, and *true* when the truth does.
 Identifiers the truth lists under several persons (shared devices and mailboxes, which the
 K guard deliberately leaves unlinked) and identifiers absent from the map are not scored.
+
+With `exclude_sharing_persons`, persons who share any identifier with another person in the
+truth are left out too. A device shared by at most K users *is* linked by the SPEC's rules
+(§4.4), so those persons are merged by design; the remaining persons are the ones the rules
+can resolve, where precision and recall should both be 1.
 """
 
 from __future__ import annotations
@@ -40,7 +45,11 @@ def _pairs(n: F.Column) -> F.Column:
 
 
 def score_identity(
-    spark: SparkSession, identity_map: DataFrame, truth_dir: str | Path, pii_key: bytes
+    spark: SparkSession,
+    identity_map: DataFrame,
+    truth_dir: str | Path,
+    pii_key: bytes,
+    exclude_sharing_persons: bool = False,
 ) -> list[PairScore]:
     """One score per tenant of the truth, plus `*` for all tenants together."""
     truth = spark.read.schema(
@@ -51,13 +60,16 @@ def score_identity(
         pseudonym(pii_key, "email", F.col("tenant_id"), F.col("id_value")),
     ).otherwise(F.col("id_value"))
     keys = ["tenant_id", "id_type", "id_value"]
-    unambiguous = (
-        truth.select(*keys[:2], value.alias("id_value"), "person")
-        .groupBy(*keys)
-        .agg(F.countDistinct("person").alias("n"), F.first("person").alias("person"))
-        .where("n = 1")
-        .drop("n")
+    truth = truth.select(*keys[:2], value.alias("id_value"), "person")
+    per_identifier = truth.groupBy(*keys).agg(
+        F.countDistinct("person").alias("n"), F.min("person").alias("person")
     )
+    unambiguous = per_identifier.where("n = 1").drop("n")
+    if exclude_sharing_persons:
+        sharing = truth.join(per_identifier.where("n > 1").select(*keys), keys).select(
+            "tenant_id", "person"
+        )
+        unambiguous = unambiguous.join(sharing, ["tenant_id", "person"], "left_anti")
     tenants = [r.tenant_id for r in unambiguous.select("tenant_id").distinct().collect()]
     joined = unambiguous.join(
         identity_map.where(F.col("tenant_id").isin(tenants)).select(*keys, "person_id"),

@@ -119,14 +119,16 @@ def _replace_evidence(
     path = ctx.path(spec_name)
     old = read_table(ctx.spark, path)  # pinned to the version before this write
     new = new.persist(StorageLevel.MEMORY_AND_DISK)
+    content = [c for c in new.columns if not c.startswith("_")]  # lineage is not evidence
     if old is None:
-        diff = new.withColumn("change", F.lit("added"))
+        diff = new.select(content).withColumn("change", F.lit("added"))
     else:
-        old = old.where(predicate).select(new.columns)
+        old = old.where(predicate).select(content)
         diff = (
-            new.exceptAll(old)
+            new.select(content)
+            .exceptAll(old)
             .withColumn("change", F.lit("added"))
-            .unionByName(old.exceptAll(new).withColumn("change", F.lit("removed")))
+            .unionByName(old.exceptAll(new.select(content)).withColumn("change", F.lit("removed")))
         )
     diff = diff.localCheckpoint()  # materialise before the old rows are overwritten
     replace_partitions(new, path, predicate, partition_by)
@@ -172,7 +174,11 @@ def build(
 
     # 2. stitching ------------------------------------------------------------------------
     with ctx.stage("silver.identity"):
-        stitched = _stitch(ctx, edge_diff, tenant_filter, delivery_date)
+        if edge_diff.isEmpty():  # same evidence as before (a re-run): same persons
+            none = spark.createDataFrame([], "tenant_id string, person_id string")
+            stitched = _Stitched(none, 0, 0, 0, 0)
+        else:
+            stitched = _stitch(ctx, edge_diff, tenant_filter, delivery_date)
 
     # 3. restatement ----------------------------------------------------------------------
     with ctx.stage("silver.restatement"):
@@ -187,11 +193,19 @@ def build(
         person_dates = node_dates.join(identity_map, ["tenant_id", "node"]).select(
             "tenant_id", "person_id", "event_date"
         )
-        by_identity = _dates_by_tenant(
-            person_dates.join(stitched.restated_persons, ["tenant_id", "person_id"], "left_semi")
+        by_identity = (
+            _dates_by_tenant(
+                person_dates.join(
+                    stitched.restated_persons, ["tenant_id", "person_id"], "left_semi"
+                )
+            )
+            if stitched.changed_nodes
+            else {}
         )
-        by_calls, group_changes = _attribution_restatement(
-            ctx, call_diff, identity_map, person_dates, tenant_filter
+        by_calls, group_changes = (
+            ({}, {})
+            if call_diff.isEmpty()
+            else _attribution_restatement(ctx, call_diff, identity_map, person_dates, tenant_filter)
         )
     restated: dict[str, dict[dt.date, set[str]]] = defaultdict(lambda: defaultdict(set))
     for reason, dates in (
