@@ -12,7 +12,6 @@ from pyspark.sql import functions as F
 
 from jobs.generate import DEFAULT_START, UNREGISTERED_TENANT, generate_landing
 from jobs.pipeline import execute
-
 from jobs.scoring import score_identity
 
 from .conftest import TEST_PII_KEY, assert_same_rows, read
