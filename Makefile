@@ -7,6 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JARS_STAMP := .cache/jars/.resolved
+LINT_DIRS := $(wildcard jobs tests dags notebooks)
 
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -41,12 +42,12 @@ test-fast: setup  ## Tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: setup  ## ruff lint + format check
-	$(BIN)/ruff check jobs tests dags
-	$(BIN)/ruff format --check jobs tests dags
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 fmt: setup  ## Apply ruff formatting and safe fixes
-	$(BIN)/ruff check --fix jobs tests dags
-	$(BIN)/ruff format jobs tests dags
+	$(BIN)/ruff check --fix $(LINT_DIRS)
+	$(BIN)/ruff format $(LINT_DIRS)
 
 lock:  ## Re-compile requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
