@@ -49,6 +49,44 @@ def summarize(stats: list[DeliveryStats]) -> Table:
     return table
 
 
+def people_table(spark, settings) -> Table:
+    """Per tenant: persons, identifiers, sessions, share of activity attributed to accounts."""
+    from pyspark.sql import functions as F
+
+    def load(name: str):
+        return spark.read.format("delta").load(settings.table_path(name))
+
+    activity = (
+        load("silver.events")
+        .where("is_activity")
+        .groupBy("tenant_id")
+        .agg(
+            F.countDistinct("person_id").alias("persons"),
+            F.count(F.lit(1)).alias("events"),
+            F.avg(F.col("account_id").isNotNull().cast("double")).alias("attributed"),
+        )
+    )
+    ids = load("silver.identity_map").groupBy("tenant_id").agg(F.count(F.lit(1)).alias("ids"))
+    sessions = (
+        load("silver.sessions")
+        .groupBy("tenant_id")
+        .agg(
+            F.count(F.lit(1)).alias("sessions"),
+            F.expr("percentile(duration_seconds, 0.5)").alias("p50"),
+        )
+    )
+    rows = activity.join(ids, "tenant_id", "left").join(sessions, "tenant_id", "left")
+    table = Table(title="People per tenant (silver)", title_justify="left")
+    for col in ("tenant", "active persons", "identifiers", "activity events", "attributed",
+                "sessions", "median session"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "tenant" else "right")
+    for r in rows.orderBy("tenant_id").collect():
+        table.add_row(r.tenant_id, f"{r.persons:,}", f"{r.ids or 0:,}", f"{r.events:,}",
+                      f"{r.attributed:.1%}", f"{r.sessions or 0:,}",
+                      f"{(r.p50 or 0) / 60:.1f} min")  # fmt: skip
+    return table
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--preset", default="small")
@@ -75,6 +113,9 @@ def main() -> int:
 
     console.rule("3. what landed and what the pipeline kept")
     console.print(summarize(list(result.stats)))
+    from jobs.spark import build_session
+
+    console.print(people_table(build_session(settings, app_name="lakehouse demo"), settings))
     console.print(
         f"run {result.run_id} finished in {time.perf_counter() - started:.0f}s. Explore with:\n"
         '  .venv/bin/lakehouse sql "SELECT tenant_id, category, count(*) AS events '
