@@ -4,7 +4,8 @@ Incremental and a pure function of the evidence, in this order:
 
 1. **Evidence.** The identity edges and `group` calls of the touched (tenant, event_date)
    partitions replace those partitions of `silver.identity_edges` / `silver.group_calls`.
-   The nodes on edges that appeared or disappeared are the *touched nodes*.
+   The nodes on edges that appeared in or disappeared from the tenant's whole graph (not
+   merely from a date partition: a returning user is not news) are the *touched nodes*.
 2. **Stitching.** Only the components the touched nodes can reach are recomputed: the old
    persons of the touched nodes and of their raw neighbours (a node's K-guard status
    changes only when its own edges change, so this set is closed; see docs/decisions.md).
@@ -136,6 +137,42 @@ def _replace_evidence(
     return diff
 
 
+def _graph_changes(
+    ctx: RunContext, edge_diff: DataFrame, old_version: int | None, tenant_filter: str
+) -> DataFrame:
+    """Edges and nodes whose presence in the tenant's whole graph changed.
+
+    `edge_diff` is per partition: a returning user's node is "added" to every new date.
+    Only rows present in the union of all dates before and absent after (or the reverse)
+    change the graph; the rest cost nothing downstream.
+    """
+    path = ctx.path(SILVER_IDENTITY_EDGES.name)
+    key = ["tenant_id", "src", "dkey"]
+    candidates = edge_diff.select(
+        "tenant_id", "src", F.coalesce("dst", F.lit("")).alias("dkey")
+    ).distinct()
+
+    def present(version: int | None, flag: str) -> DataFrame:
+        store = read_table(ctx.spark, path, version).where(tenant_filter)
+        return (
+            store.select("tenant_id", "src", F.coalesce("dst", F.lit("")).alias("dkey"))
+            .join(candidates, key, "left_semi")
+            .distinct()
+            .withColumn(flag, F.lit(True))
+        )
+
+    joined = candidates.join(present(None, "now"), key, "left")
+    if old_version is not None:
+        joined = joined.join(present(old_version, "before"), key, "left")
+    else:
+        joined = joined.withColumn("before", F.lit(None).cast("boolean"))
+    return (
+        joined.where(F.coalesce("now", F.lit(False)) != F.coalesce("before", F.lit(False)))
+        .select("tenant_id", "src", F.when(F.col("dkey") != "", F.col("dkey")).alias("dst"))
+        .localCheckpoint()
+    )
+
+
 def build(
     ctx: RunContext,
     delivery_date: dt.date,
@@ -154,6 +191,7 @@ def build(
 
     # 1. evidence -------------------------------------------------------------------------
     with ctx.stage("silver.identity_edges"):
+        edges_before = current_version(spark, ctx.path(SILVER_IDENTITY_EDGES.name))
         edge_diff = _replace_evidence(
             ctx,
             SILVER_IDENTITY_EDGES.name,
@@ -174,7 +212,8 @@ def build(
 
     # 2. stitching ------------------------------------------------------------------------
     with ctx.stage("silver.identity"):
-        if edge_diff.isEmpty():  # same evidence as before (a re-run): same persons
+        edge_diff = _graph_changes(ctx, edge_diff, edges_before, tenant_filter)
+        if edge_diff.isEmpty():  # the same graph as before: the same persons
             none = spark.createDataFrame([], "tenant_id string, person_id string")
             stitched = _Stitched(none, 0, 0, 0, 0)
         else:
