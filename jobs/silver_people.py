@@ -58,6 +58,7 @@ from jobs.transforms.identity import (
     node,
     persons_of,
     raw_identity_edges,
+    split_node,
 )
 from jobs.transforms.people import (
     GROUP_CALL_COLUMNS,
@@ -102,14 +103,6 @@ def _dates_by_tenant(df: DataFrame, date_column: str = "event_date") -> Dates:
 
 def _shift(dates: Dates, days: Iterable[int]) -> Dates:
     return {t: {d + dt.timedelta(days=k) for d in ds for k in days} for t, ds in dates.items()}
-
-
-def _union(*parts: Mapping[str, Iterable[dt.date]]) -> Dates:
-    out: Dates = defaultdict(set)
-    for part in parts:
-        for tenant, dates in part.items():
-            out[tenant].update(dates)
-    return dict(out)
 
 
 def _replace_evidence(
@@ -241,10 +234,16 @@ def build(
             if stitched.changed_nodes
             else {}
         )
+        calls = (
+            read_table(spark, ctx.path(SILVER_GROUP_CALLS.name))
+            .where(tenant_filter)
+            .withColumn("node", event_node())
+            .join(identity_map, ["tenant_id", "node"])
+        )
         by_calls, group_changes = (
             ({}, {})
             if call_diff.isEmpty()
-            else _attribution_restatement(ctx, call_diff, identity_map, person_dates, tenant_filter)
+            else _attribution_restatement(call_diff, identity_map, calls, person_dates)
         )
     restated: dict[str, dict[dt.date, set[str]]] = defaultdict(lambda: defaultdict(set))
     for reason, dates in (
@@ -267,12 +266,6 @@ def build(
         base = base.unionByName(
             existing.where(partition_predicate(extra, "event_date")).select(survivors.columns)
         )
-    calls = (
-        read_table(spark, ctx.path(SILVER_GROUP_CALLS.name))
-        .where(tenant_filter)
-        .withColumn("node", event_node())
-        .join(identity_map, ["tenant_id", "node"])
-    )
     with_person = (
         base.withColumn("node", event_node())
         .join(identity_map, ["tenant_id", "node"], "left")
@@ -473,8 +466,7 @@ def _publish_map(
         return
     source = changed.select(
         "tenant_id",
-        F.substring_index("node", ":", 1).alias("id_type"),
-        F.expr("substr(node, instr(node, ':') + 1)").alias("id_value"),
+        *split_node(F.col("node")),
         F.col("new_person_id").alias("person_id"),
         *lineage,
     )
@@ -544,25 +536,17 @@ def _log_merges(ctx: RunContext, both: DataFrame, delivery_date: dt.date) -> Non
 
 
 def _attribution_restatement(
-    ctx: RunContext,
-    call_diff: DataFrame,
-    identity_map: DataFrame,
-    person_dates: DataFrame,
-    tenant_filter: str,
+    call_diff: DataFrame, identity_map: DataFrame, calls: DataFrame, person_dates: DataFrame
 ) -> tuple[Dates, dict[str, dt.date]]:
     """Dates whose attribution a changed `group` call can alter (§4.5 rules 2 and 3).
 
     A call at t changes "latest call ≤ ts" only for the person's events at or after t; it
     changes "earliest call" (all earlier events) only when it is, or was, the earliest.
+
+    `calls`: the tenants' current group calls with their person.
     """
     changes = call_diff.withColumn("node", event_node()).join(identity_map, ["tenant_id", "node"])
-    calls_now = (
-        read_table(ctx.spark, ctx.path(SILVER_GROUP_CALLS.name))
-        .where(tenant_filter)
-        .withColumn("node", event_node())
-        .join(identity_map, ["tenant_id", "node"])
-    )
-    earliest_now = calls_now.groupBy("tenant_id", "person_id").agg(
+    earliest_now = calls.groupBy("tenant_id", "person_id").agg(
         F.min("event_ts").alias("earliest_ts")
     )
     per_person = (

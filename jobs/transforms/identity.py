@@ -211,6 +211,14 @@ def _type_rank(node_id: Column) -> Column:
     )
 
 
+def split_node(node_id: Column) -> tuple[Column, Column]:
+    """`user_id:42` → (id_type 'user_id', id_value '42'); the inverse of `node`."""
+    return (
+        F.substring_index(node_id, ":", 1).alias("id_type"),
+        F.substr(node_id, F.instr(node_id, ":") + 1).alias("id_value"),
+    )
+
+
 def persons_of(labels: DataFrame) -> DataFrame:
     """Component labels → (tenant_id, id_type, id_value, person_id).
 
@@ -224,7 +232,6 @@ def persons_of(labels: DataFrame) -> DataFrame:
     ).over(component)["n"]
     return labels.select(
         "tenant_id",
-        F.substring_index("node", ":", 1).alias("id_type"),
-        F.expr("substr(node, instr(node, ':') + 1)").alias("id_value"),
+        *split_node(F.col("node")),
         person_id(F.col("tenant_id"), representative).alias("person_id"),
     )
