@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -30,10 +31,17 @@ class _RunIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(run_id: str, level: int = logging.INFO) -> logging.Logger:
-    """Log lines carry the run id: `12:00:01 INFO [run_…] bronze: …`."""
+def configure_logging(run_id: str, level: int | str | None = None) -> logging.Logger:
+    """Log lines carry the run id: `12:00:01 INFO [run_…] bronze: …`.
+
+    The level defaults to `LAKEHOUSE_LOG_LEVEL` (INFO when unset); DEBUG adds per-stage timings.
+    """
     logger = logging.getLogger("lakehouse")
-    logger.setLevel(level)
+    level = level or os.environ.get("LAKEHOUSE_LOG_LEVEL", "INFO").upper()
+    try:
+        logger.setLevel(level)
+    except ValueError as exc:
+        raise ValueError(f"LAKEHOUSE_LOG_LEVEL: {exc}") from None
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     handler = logging.StreamHandler()
@@ -59,17 +67,30 @@ class RunContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("lakehouse"))
 
     timings: dict[str, float] = field(default_factory=dict)
+    spark_jobs: dict[str, int] = field(default_factory=dict)
 
     def path(self, table: str) -> str:
         return self.settings.table_path(table)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time a stage; durations add up per name in `timings` and go to the debug log."""
+        """Time a stage and count its Spark jobs; both add up per name (`timings`,
+        `spark_jobs`) and go to the debug log. The stage's jobs run under a job group named
+        after the run and stage, so the Spark UI groups them the same way."""
+        sc = self.spark.sparkContext
+        outer = sc.getLocalProperty("spark.jobGroup.id")
+        group = f"{self.run_id}:{name}:{len(self.timings)}:{time.monotonic_ns()}"
+        sc.setJobGroup(group, name)
         start = time.perf_counter()
         try:
             yield
         finally:
             elapsed = time.perf_counter() - start
+            jobs = len(sc.statusTracker().getJobIdsForGroup(group))
+            if outer is not None:
+                sc.setJobGroup(outer, outer)
+            else:
+                sc.setLocalProperty("spark.jobGroup.id", None)
             self.timings[name] = self.timings.get(name, 0.0) + elapsed
-            self.log.debug("stage %s took %.2fs", name, elapsed)
+            self.spark_jobs[name] = self.spark_jobs.get(name, 0) + jobs
+            self.log.debug("stage %s took %.2fs in %d Spark jobs", name, elapsed, jobs)

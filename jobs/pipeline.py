@@ -7,6 +7,7 @@ context, writes the ledger, runs the stages and turns failures into a non-zero s
 from __future__ import annotations
 
 import datetime as dt
+import time
 import traceback
 from collections import defaultdict
 from collections.abc import Sequence
@@ -109,6 +110,24 @@ def run_delivery(
     return stats
 
 
+def _log_delivery_cost(
+    ctx: RunContext,
+    day: dt.date,
+    seconds: float,
+    timings_before: dict[str, float],
+    jobs_before: dict[str, int],
+) -> None:
+    """One INFO line per delivery: wall time, Spark jobs, and the stages that cost most."""
+    spent = {k: v - timings_before.get(k, 0.0) for k, v in ctx.timings.items()}
+    jobs = {k: v - jobs_before.get(k, 0) for k, v in ctx.spark_jobs.items()}
+    top = sorted(spent, key=spent.__getitem__, reverse=True)[:6]
+    ctx.log.info(
+        "delivery %s took %.1fs in %d Spark jobs; top stages: %s",
+        day.isoformat(), seconds, sum(jobs.values()),
+        ", ".join(f"{k} {spent[k]:.1f}s/{jobs.get(k, 0)} jobs" for k in top),
+    )  # fmt: skip
+
+
 def execute(
     settings: Settings,
     command: str,
@@ -133,7 +152,10 @@ def execute(
     all_stats: list[DeliveryStats] = []
     try:
         for day in dates:
+            before_t, before_j = dict(ctx.timings), dict(ctx.spark_jobs)
+            started = time.perf_counter()
             all_stats += run_delivery(ctx, day, tenants)
+            _log_delivery_cost(ctx, day, time.perf_counter() - started, before_t, before_j)
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
         log.error("run failed: %s", message)

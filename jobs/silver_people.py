@@ -313,11 +313,13 @@ def build(
     edge_diff.unpersist()
     call_diff.unpersist()
     ctx.log.info(
-        "silver.people: %s identifiers re-stitched, %s changed person, %s rounds; "
-        "events rewritten on %s partitions (%s beyond the delivery's)",
+        "silver.people: %s identifiers re-stitched, %s changed person, %s rounds, "
+        "largest re-stitched component %s; events rewritten on %s partitions (%s beyond the "
+        "delivery's)",
         stitched.affected_nodes,
         stitched.changed_nodes,
         stitched.iterations,
+        stitched.largest_component,
         sum(len(d) for d in written.values()),
         sum(len(d) for d in extra.values()),
     )

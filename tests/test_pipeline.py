@@ -208,3 +208,23 @@ def test_partition_predicates_refuse_bad_tenants(bad) -> None:
 
     with pytest.raises(InputError):
         partition_predicate({bad: [dt.date(2026, 3, 5)]}, "event_date")
+
+
+def test_stages_count_their_own_spark_jobs_and_restore_the_outer_group(spark, make_settings):
+    from jobs.context import RunContext, configure_logging
+
+    ctx = RunContext(spark, make_settings(), "run_test", "test", b"k" * 16)
+    sc = spark.sparkContext
+    with ctx.stage("outer"):
+        outer_group = sc.getLocalProperty("spark.jobGroup.id")
+        with ctx.stage("inner"):
+            spark.range(10).count()
+            spark.range(10).collect()
+        assert sc.getLocalProperty("spark.jobGroup.id") == outer_group
+        spark.range(5).count()
+    assert sc.getLocalProperty("spark.jobGroup.id") is None
+    assert ctx.spark_jobs["inner"] >= 2
+    assert ctx.spark_jobs["outer"] >= 1
+    assert set(ctx.timings) == {"outer", "inner"}
+    with pytest.raises(ValueError, match="LAKEHOUSE_LOG_LEVEL"):
+        configure_logging("run_test", "CHATTY")
