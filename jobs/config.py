@@ -151,6 +151,35 @@ class Taxonomy:
     events: tuple[TaxonomyEntry, ...] = ()
 
 
+@dataclass(frozen=True)
+class MetricTable:
+    version: str
+    grain: str
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    table: str
+    version: str
+    owner: str
+    definition: str
+
+
+@dataclass(frozen=True)
+class MetricDictionary:
+    """`conf/metrics.yaml`: gold tables (with the `metric_version` their rows carry) and the
+    definition, owner and version of every metric."""
+
+    tables: dict[str, MetricTable]
+    metrics: tuple[Metric, ...] = ()
+
+    def version_of(self, table: str) -> str:
+        if table not in self.tables:
+            raise ConfigError(f"metrics.yaml: tables: no entry for {table!r}")
+        return self.tables[table].version
+
+
 # --------------------------------------------------------------------------- generic loader
 
 T = TypeVar("T")
@@ -265,6 +294,15 @@ def _check(obj: Any, path: Path) -> None:
                 raise ConfigError(
                     f"{where}.timezone: {tenant.timezone!r} is not an IANA time zone"
                 ) from None
+    elif isinstance(obj, MetricDictionary):
+        seen_metrics: set[tuple[str, str]] = set()
+        for i, metric in enumerate(obj.metrics):
+            where = f"{path}: metrics[{i}]"
+            if metric.table not in obj.tables:
+                raise ConfigError(f"{where}.table: {metric.table!r} is not one of tables")
+            if (metric.table, metric.name) in seen_metrics:
+                raise ConfigError(f"{where}.name: {metric.name!r} is defined twice")
+            seen_metrics.add((metric.table, metric.name))
     elif isinstance(obj, Taxonomy):
         names: set[str] = set()
         for i, entry in enumerate(obj.events):
@@ -292,6 +330,7 @@ class Settings:
     pipeline: PipelineConf
     tenants: TenantRegistry
     taxonomy: Taxonomy
+    metrics: MetricDictionary
 
     @property
     def profile(self) -> SparkProfile:
@@ -346,4 +385,5 @@ def load_settings(
         pipeline=pipeline,
         tenants=load_file(TenantRegistry, conf / "tenants.yaml"),
         taxonomy=load_file(Taxonomy, conf / "event_taxonomy.yaml"),
+        metrics=load_file(MetricDictionary, conf / "metrics.yaml"),
     )

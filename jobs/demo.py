@@ -87,6 +87,44 @@ def people_table(spark, settings) -> Table:
     return table
 
 
+def accounts_table(spark, settings, as_of: dt.date, limit: int = 3) -> Table:
+    """Per tenant, on its latest gold date up to `as_of` (the last delivery: later dates hold
+    only early-stamped events): the largest accounts by rollup mau_28d."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    daily = spark.read.format("delta").load(settings.table_path("gold.account_daily"))
+    latest = (
+        daily.where(F.col("activity_date") <= as_of)
+        .groupBy("tenant_id")
+        .agg(F.max("activity_date").alias("activity_date"))
+    )
+    ranked = (
+        daily.where(F.col("scope") == "rollup")
+        .join(latest, ["tenant_id", "activity_date"])
+        .withColumn(
+            "rank",
+            F.row_number().over(
+                Window.partitionBy("tenant_id").orderBy(F.desc("mau_28d"), "account_id")
+            ),
+        )
+        .where(F.col("rank") <= limit)
+    )
+    table = Table(
+        title=f"Top {limit} accounts per tenant by 28-day actives (gold, rollup scope)",
+        title_justify="left",
+    )
+    for col in ("tenant", "date", "account", "dau", "wau_7d", "mau_28d", "stickiness",
+                "seats", "seat use"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("tenant", "date", "account") else "right")
+    for r in ranked.orderBy("tenant_id", "rank").collect():
+        seats = "—" if r.seats is None else f"{r.seats:,}"
+        use = "—" if r.seat_utilization is None else f"{r.seat_utilization:.0%}"
+        counts = (f"{r.dau:,}", f"{r.wau_7d:,}", f"{r.mau_28d:,}", f"{r.stickiness:.2f}")
+        table.add_row(r.tenant_id, r.activity_date.isoformat(), r.account_id, *counts, seats, use)
+    return table
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--preset", default="small")
@@ -115,11 +153,15 @@ def main() -> int:
     console.print(summarize(list(result.stats)))
     from jobs.spark import build_session
 
-    console.print(people_table(build_session(settings, app_name="lakehouse demo"), settings))
+    spark = build_session(settings, app_name="lakehouse demo")
+    console.print(people_table(spark, settings))
+    console.rule("4. gold: account rollups")
+    console.print(accounts_table(spark, settings, dates[-1]))
     console.print(
         f"run {result.run_id} finished in {time.perf_counter() - started:.0f}s. Explore with:\n"
-        '  .venv/bin/lakehouse sql "SELECT tenant_id, category, count(*) AS events '
-        'FROM silver.events GROUP BY 1, 2 ORDER BY 1, 3 DESC"'
+        '  .venv/bin/lakehouse sql "SELECT activity_date, account_id, dau, wau_7d, mau_28d '
+        "FROM gold.account_daily WHERE tenant_id = 'acme' AND scope = 'rollup' "
+        'ORDER BY activity_date DESC, mau_28d DESC LIMIT 20"'
     )
     return 0
 

@@ -1,4 +1,4 @@
-"""One run of the pipeline: bronze → silver events for one or more delivery dates.
+"""One run of the pipeline: bronze → silver → gold for one or more delivery dates.
 
 `execute` is the entry point shared by the CLI and the Airflow tasks: it builds the run
 context, writes the ledger, runs the stages and turns failures into a non-zero status.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs import bronze, silver_accounts, silver_events, silver_people
+from jobs import bronze, gold, silver_accounts, silver_events, silver_people
 from jobs.config import Settings
 from jobs.context import RunContext, configure_logging, new_run_id
 from jobs.delta_io import read_table, tenants_predicate
@@ -74,8 +74,9 @@ def run_delivery(
         if silver.ranked is not None:
             silver.ranked.unpersist()
     landed_tenants = sorted({t for ts in landed.tenants.values() for t in ts} & registered)
+    horizons = _horizons(ctx, landed_tenants)
     accounts = silver_accounts.build(
-        ctx, delivery_date, landed_tenants, people.group_changes, _horizons(ctx, landed_tenants)
+        ctx, delivery_date, landed_tenants, people.group_changes, horizons
     )
     restated: dict[str, dict[dt.date, set[str]]] = defaultdict(lambda: defaultdict(set))
     for part in (people.restated, accounts.restated):
@@ -83,6 +84,7 @@ def run_delivery(
             for day, reasons in days.items():
                 restated[tenant][day] |= set(reasons)
     record_restatements(ctx, delivery_date, restated)
+    gold.build(ctx, horizons)
     stats = [
         DeliveryStats(
             tenant_id=t,

@@ -136,3 +136,25 @@ SILVER_ACCOUNT_HIERARCHY = TableSpec(
     ("tenant_id", "as_of_date"),
     "one row per (tenant_id, as_of_date, account_id): effective parent, ancestors, depth",
 )
+
+# --- gold (SPEC §6) ---
+GOLD_ACCOUNT_DAILY = TableSpec(
+    "gold.account_daily",
+    ("tenant_id", "activity_date"),
+    "one row per (tenant_id, activity_date, account_id, scope) with mau_28d > 0",
+)
+GOLD_ACCOUNT_HOURLY = TableSpec(
+    "gold.account_hourly",
+    ("tenant_id", "activity_date"),
+    "one row per (tenant_id, account_id, hour_start_utc) with a qualifying event (direct scope)",
+)
+GOLD_TENANT_DAILY = TableSpec(
+    "gold.tenant_daily",
+    ("tenant_id", "activity_date"),
+    "one row per (tenant_id, activity_date) with a qualifying event",
+)
+OPS_GOLD_PROGRESS = TableSpec(
+    "ops.gold_progress",
+    ("tenant_id",),
+    "one row per tenant: the horizon gold is built to and the restatements it has consumed",
+)

@@ -1,0 +1,277 @@
+"""Gold: exact account rollups for the (tenant, activity_date) partitions that changed.
+
+What to recompute comes from `ops.restatements` (written by silver, one row per tenant, date
+and reason) and the tenant's horizon. `ops.gold_progress` remembers, per tenant, the
+horizon gold is built to and the newest restatement it has consumed, so a run whose gold
+stage failed leaves its restatements pending for the next run instead of losing them:
+
+- reasons `events`, `identity`, `attribution` on date d → account_daily for d … d + 27 (the
+  trailing windows that include d), account_hourly and tenant_daily for d;
+- `hierarchy`, `subscriptions` on d → account_daily for d (scope and seats are as of d);
+- the horizon moving from H to H' → account_daily for H + 1 … H' (windows still open);
+- everything capped at the tenant's horizon (SPEC §6.1).
+
+Each table is published with one Delta commit replacing exactly those partitions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from jobs.context import RunContext
+from jobs.delta_io import partition_predicate, read_table, replace_partitions, tenants_predicate
+from jobs.tables import (
+    GOLD_ACCOUNT_DAILY,
+    GOLD_ACCOUNT_HOURLY,
+    GOLD_TENANT_DAILY,
+    OPS_GOLD_PROGRESS,
+    OPS_RESTATEMENTS,
+    SILVER_ACCOUNT_HIERARCHY,
+    SILVER_EVENTS,
+    SILVER_PERSON_ACCOUNT_DAILY,
+    SILVER_SESSIONS,
+    SILVER_SUBSCRIPTIONS,
+)
+from jobs.transforms import gold as rollups
+
+ACTIVITY_REASONS = frozenset({"events", "identity", "attribution"})
+AS_OF_REASONS = frozenset({"hierarchy", "subscriptions"})
+WINDOW = rollups.LONGEST_WINDOW
+
+Dates = dict[str, set[dt.date]]
+
+PROGRESS_SCHEMA = T.StructType(
+    [
+        T.StructField("tenant_id", T.StringType(), False),
+        T.StructField("horizon", T.DateType(), False),
+        T.StructField("restatements_through", T.TimestampType(), True),
+        T.StructField("_run_id", T.StringType(), False),
+        T.StructField("updated_at", T.TimestampType(), False),
+    ]
+)
+
+
+@dataclass
+class Plan:
+    """The partitions one gold run recomputes, per tenant."""
+
+    daily: Dates = field(default_factory=lambda: defaultdict(set))  # account_daily
+    activity: Dates = field(default_factory=lambda: defaultdict(set))  # hourly, tenant_daily
+    consumed: dict[str, dt.datetime | None] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.daily.values()) and not any(self.activity.values())
+
+
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def plan(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
+    """Read pending restatements and progress; decide which partitions to recompute."""
+    spark, tenants = ctx.spark, sorted(horizons)
+    result = Plan()
+    progress = read_table(spark, ctx.path(OPS_GOLD_PROGRESS.name))
+    done = {}
+    if progress is not None:
+        done = {r.tenant_id: r for r in progress.where(tenants_predicate(tenants)).collect()}
+    restatements = read_table(spark, ctx.path(OPS_RESTATEMENTS.name))
+    pending = []
+    if restatements is not None:
+        rows = restatements.where(tenants_predicate(tenants))
+        for t, row in done.items():
+            if row.restatements_through is not None:
+                rows = rows.where(
+                    (F.col("tenant_id") != t) | (F.col("recorded_at") > row.restatements_through)
+                )
+        # one row per pending (tenant, date): dates and reasons are metadata, not events
+        pending = (
+            rows.groupBy("tenant_id", "event_date")
+            .agg(
+                F.array_distinct(F.flatten(F.collect_list("reasons"))).alias("reasons"),
+                F.max("recorded_at").alias("recorded_at"),
+            )
+            .collect()
+        )
+    for t in tenants:
+        result.consumed[t] = done[t].restatements_through if t in done else None
+    for row in pending:
+        t, d, horizon = row.tenant_id, row.event_date, horizons[row.tenant_id]
+        reasons = set(row.reasons)
+        if d <= horizon and reasons & ACTIVITY_REASONS:
+            result.activity[t].add(d)
+            result.daily[t].update(_days(d, min(d + dt.timedelta(days=WINDOW - 1), horizon)))
+        if d <= horizon and reasons & AS_OF_REASONS:
+            result.daily[t].add(d)
+        seen = result.consumed[t]
+        result.consumed[t] = row.recorded_at if seen is None else max(seen, row.recorded_at)
+    for t, horizon in horizons.items():
+        if t in done and done[t].horizon < horizon:
+            result.daily[t].update(_days(done[t].horizon + dt.timedelta(days=1), horizon))
+    return result
+
+
+def _read(ctx: RunContext, table: str, parts: Dates, column: str) -> DataFrame | None:
+    df = read_table(ctx.spark, ctx.path(table))
+    return None if df is None else df.where(partition_predicate(parts, column))
+
+
+def _window_inputs(daily: Dates) -> Dates:
+    """Activity dates the windows of `daily` read: D − 27 … D for each D."""
+    return {
+        t: {d - dt.timedelta(days=k) for d in days for k in range(WINDOW)}
+        for t, days in daily.items()
+        if days
+    }
+
+
+def _in_force(ctx: RunContext, daily: Dates) -> tuple[DataFrame, Dates]:
+    """(tenant, activity_date, snapshot_date): the latest billing snapshot on or before each
+    date, and the snapshot partitions to read."""
+    subs = read_table(ctx.spark, ctx.path(SILVER_SUBSCRIPTIONS.name))
+    snapshots: dict[str, list[dt.date]] = defaultdict(list)
+    if subs is not None:
+        listed = subs.where(tenants_predicate(daily)).select("tenant_id", "delivery_date")
+        for r in listed.distinct().collect():
+            snapshots[r.tenant_id].append(r.delivery_date)
+    rows, needed = [], defaultdict(set)
+    for t, days in daily.items():
+        known = sorted(snapshots.get(t, ()))
+        for d in days:
+            earlier = [s for s in known if s <= d]
+            if earlier:
+                rows.append((t, d, earlier[-1]))
+                needed[t].add(earlier[-1])
+    df = ctx.spark.createDataFrame(rows, "tenant_id string, activity_date date, snapshot_date date")
+    return df, needed
+
+
+def _empty(ctx: RunContext, schema: str) -> DataFrame:
+    return ctx.spark.createDataFrame([], schema)
+
+
+def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
+    """Recompute and publish the gold partitions `plan` selects for these tenants."""
+    todo = plan(ctx, horizons)
+    if todo.empty:
+        _record_progress(ctx, horizons, todo)
+        return todo
+    spark = ctx.spark
+    metrics = ctx.settings.metrics
+    daily = {t: d for t, d in todo.daily.items() if d}
+    activity_days = {t: d for t, d in todo.activity.items() if d}
+    with ctx.stage("gold.inputs"):
+        inputs = _window_inputs(daily)
+        for t, days in activity_days.items():
+            inputs.setdefault(t, set()).update(days)
+        activity = _read(ctx, SILVER_PERSON_ACCOUNT_DAILY.name, inputs, "event_date")
+        if activity is None:
+            activity = _empty(
+                ctx,
+                "tenant_id string, event_date date, person_id string, account_id string, "
+                "events long, admin_actions long, collaboration_actions long, "
+                "features array<string>",
+            )
+        activity = activity.localCheckpoint()
+        hierarchy = _read(ctx, SILVER_ACCOUNT_HIERARCHY.name, daily, "as_of_date")
+        if hierarchy is None:
+            hierarchy = _empty(
+                ctx,
+                "tenant_id string, as_of_date date, account_id string, ancestors array<string>",
+            )
+        hierarchy = hierarchy.select("tenant_id", "as_of_date", "account_id", "ancestors")
+        sessions = _read(ctx, SILVER_SESSIONS.name, daily, "event_date")
+        if sessions is None:
+            sessions = _empty(
+                ctx, "tenant_id string, event_date date, account_id string, session_id string"
+            )
+        in_force, snapshots = _in_force(ctx, daily)
+        subscriptions = _read(ctx, SILVER_SUBSCRIPTIONS.name, snapshots, "delivery_date")
+        if subscriptions is None:
+            subscriptions = _empty(
+                ctx,
+                "tenant_id string, delivery_date date, account_id string, status string, seats int",
+            )
+        seats = rollups.seats_in_force(subscriptions, in_force)
+        targets = spark.createDataFrame(
+            [(t, d) for t, days in sorted(daily.items()) for d in sorted(days)],
+            "tenant_id string, activity_date date",
+        )
+        activity_targets = spark.createDataFrame(
+            [(t, d) for t, days in sorted(activity_days.items()) for d in sorted(days)],
+            "tenant_id string, activity_date date",
+        )
+    with ctx.stage(GOLD_ACCOUNT_DAILY.name):
+        rows = rollups.account_daily(
+            activity,
+            sessions,
+            seats,
+            targets,
+            hierarchy,
+            metrics.version_of(GOLD_ACCOUNT_DAILY.name),
+            ctx.run_id,
+        )
+        replace_partitions(
+            rows,
+            ctx.path(GOLD_ACCOUNT_DAILY.name),
+            partition_predicate(daily, "activity_date"),
+            GOLD_ACCOUNT_DAILY.partition_by,
+        )
+    if activity_days:
+        with ctx.stage(GOLD_TENANT_DAILY.name):
+            replace_partitions(
+                rollups.tenant_daily(
+                    activity,
+                    activity_targets,
+                    metrics.version_of(GOLD_TENANT_DAILY.name),
+                    ctx.run_id,
+                ),
+                ctx.path(GOLD_TENANT_DAILY.name),
+                partition_predicate(activity_days, "activity_date"),
+                GOLD_TENANT_DAILY.partition_by,
+            )
+        with ctx.stage(GOLD_ACCOUNT_HOURLY.name):
+            events = _read(ctx, SILVER_EVENTS.name, activity_days, "event_date")
+            zones = spark.createDataFrame(
+                [(t, ctx.settings.timezone_of(t)) for t in sorted(activity_days)],
+                "tenant_id string, timezone string",
+            )
+            if events is not None:
+                replace_partitions(
+                    rollups.account_hourly(
+                        events, zones, metrics.version_of(GOLD_ACCOUNT_HOURLY.name), ctx.run_id
+                    ),
+                    ctx.path(GOLD_ACCOUNT_HOURLY.name),
+                    partition_predicate(activity_days, "activity_date"),
+                    GOLD_ACCOUNT_HOURLY.partition_by,
+                )
+    _record_progress(ctx, horizons, todo)
+    ctx.log.info(
+        "gold: account_daily %d partitions, hourly and tenant_daily %d partitions, %d tenants",
+        sum(len(d) for d in daily.values()),
+        sum(len(d) for d in activity_days.values()),
+        len(daily.keys() | activity_days.keys()),
+    )
+    return todo
+
+
+def _record_progress(ctx: RunContext, horizons: Mapping[str, dt.date], todo: Plan) -> None:
+    """After gold is published: the tenants' horizons and the restatements consumed."""
+    if not horizons:
+        return
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = [(t, h, todo.consumed.get(t), ctx.run_id, now) for t, h in sorted(horizons.items())]
+    replace_partitions(
+        ctx.spark.createDataFrame(rows, PROGRESS_SCHEMA),
+        ctx.path(OPS_GOLD_PROGRESS.name),
+        tenants_predicate(horizons),
+        OPS_GOLD_PROGRESS.partition_by,
+    )
