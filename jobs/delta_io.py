@@ -15,6 +15,13 @@ from pyspark.sql import DataFrame, SparkSession
 
 from jobs.validation import require_tenant_id
 
+Dates = dict[str, set[dt.date]]  # tenant → dates: the partitions a stage reads or rewrites
+
+
+def date_range(first: dt.date, last: dt.date) -> list[dt.date]:
+    """Every date from `first` to `last`, both included (empty when last < first)."""
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
 
 def _sql_date(value: dt.date) -> str:
     if not isinstance(value, dt.date):

@@ -26,7 +26,15 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.context import RunContext
-from jobs.delta_io import partition_predicate, read_table, replace_partitions, tenants_predicate
+from jobs.delta_io import (
+    Dates,
+    date_range,
+    partition_predicate,
+    read_table,
+    replace_partitions,
+    tenants_predicate,
+)
+from jobs.ledger import utc_now
 from jobs.tables import (
     GOLD_ACCOUNT_DAILY,
     GOLD_ACCOUNT_HOURLY,
@@ -44,8 +52,6 @@ from jobs.transforms import gold as rollups
 ACTIVITY_REASONS = frozenset({"events", "identity", "attribution"})
 AS_OF_REASONS = frozenset({"hierarchy", "subscriptions"})
 WINDOW = rollups.LONGEST_WINDOW
-
-Dates = dict[str, set[dt.date]]
 
 PROGRESS_SCHEMA = T.StructType(
     [
@@ -69,10 +75,6 @@ class Plan:
     @property
     def empty(self) -> bool:
         return not any(self.daily.values()) and not any(self.activity.values())
-
-
-def _days(first: dt.date, last: dt.date) -> list[dt.date]:
-    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def plan(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
@@ -108,20 +110,30 @@ def plan(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
         reasons = set(row.reasons)
         if d <= horizon and reasons & ACTIVITY_REASONS:
             result.activity[t].add(d)
-            result.daily[t].update(_days(d, min(d + dt.timedelta(days=WINDOW - 1), horizon)))
+            result.daily[t].update(date_range(d, min(d + dt.timedelta(days=WINDOW - 1), horizon)))
         if d <= horizon and reasons & AS_OF_REASONS:
             result.daily[t].add(d)
         seen = result.consumed[t]
         result.consumed[t] = row.recorded_at if seen is None else max(seen, row.recorded_at)
     for t, horizon in horizons.items():
         if t in done and done[t].horizon < horizon:
-            result.daily[t].update(_days(done[t].horizon + dt.timedelta(days=1), horizon))
+            result.daily[t].update(date_range(done[t].horizon + dt.timedelta(days=1), horizon))
     return result
 
 
-def _read(ctx: RunContext, table: str, parts: Dates, column: str) -> DataFrame | None:
+def _read(ctx: RunContext, table: str, parts: Dates, column: str, schema: str) -> DataFrame:
+    """The `parts` partitions of `table`; no rows (of `schema`) before the table exists."""
     df = read_table(ctx.spark, ctx.path(table))
-    return None if df is None else df.where(partition_predicate(parts, column))
+    if df is None:
+        return ctx.spark.createDataFrame([], schema)
+    return df.where(partition_predicate(parts, column))
+
+
+def _targets(ctx: RunContext, parts: Dates) -> DataFrame:
+    return ctx.spark.createDataFrame(
+        [(t, d) for t, days in sorted(parts.items()) for d in sorted(days)],
+        "tenant_id string, activity_date date",
+    )
 
 
 def _window_inputs(daily: Dates) -> Dates:
@@ -154,17 +166,12 @@ def _in_force(ctx: RunContext, daily: Dates) -> tuple[DataFrame, Dates]:
     return df, needed
 
 
-def _empty(ctx: RunContext, schema: str) -> DataFrame:
-    return ctx.spark.createDataFrame([], schema)
-
-
 def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
     """Recompute and publish the gold partitions `plan` selects for these tenants."""
     todo = plan(ctx, horizons)
     if todo.empty:
         _record_progress(ctx, horizons, todo)
         return todo
-    spark = ctx.spark
     metrics = ctx.settings.metrics
     daily = {t: d for t, d in todo.daily.items() if d}
     activity_days = {t: d for t, d in todo.activity.items() if d}
@@ -172,49 +179,31 @@ def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
         inputs = _window_inputs(daily)
         for t, days in activity_days.items():
             inputs.setdefault(t, set()).update(days)
-        activity = _read(ctx, SILVER_PERSON_ACCOUNT_DAILY.name, inputs, "event_date")
-        if activity is None:
-            activity = _empty(
-                ctx,
-                "tenant_id string, event_date date, person_id string, account_id string, "
-                "events long, admin_actions long, collaboration_actions long, "
-                "features array<string>",
-            )
-        activity = activity.localCheckpoint()
-        hierarchy = _read(ctx, SILVER_ACCOUNT_HIERARCHY.name, daily, "as_of_date")
-        if hierarchy is None:
-            hierarchy = _empty(
-                ctx,
-                "tenant_id string, as_of_date date, account_id string, ancestors array<string>",
-            )
-        hierarchy = hierarchy.select("tenant_id", "as_of_date", "account_id", "ancestors")
-        sessions = _read(ctx, SILVER_SESSIONS.name, daily, "event_date")
-        if sessions is None:
-            sessions = _empty(
-                ctx, "tenant_id string, event_date date, account_id string, session_id string"
-            )
+        activity = _read(
+            ctx, SILVER_PERSON_ACCOUNT_DAILY.name, inputs, "event_date",
+            "tenant_id string, event_date date, person_id string, account_id string, "
+            "events long, admin_actions long, collaboration_actions long, features array<string>",
+        ).localCheckpoint()  # fmt: skip
+        hierarchy = _read(
+            ctx, SILVER_ACCOUNT_HIERARCHY.name, daily, "as_of_date",
+            "tenant_id string, as_of_date date, account_id string, ancestors array<string>",
+        ).select("tenant_id", "as_of_date", "account_id", "ancestors")  # fmt: skip
+        sessions = _read(
+            ctx, SILVER_SESSIONS.name, daily, "event_date",
+            "tenant_id string, event_date date, account_id string, session_id string",
+        )  # fmt: skip
         in_force, snapshots = _in_force(ctx, daily)
-        subscriptions = _read(ctx, SILVER_SUBSCRIPTIONS.name, snapshots, "delivery_date")
-        if subscriptions is None:
-            subscriptions = _empty(
-                ctx,
-                "tenant_id string, delivery_date date, account_id string, status string, seats int",
-            )
+        subscriptions = _read(
+            ctx, SILVER_SUBSCRIPTIONS.name, snapshots, "delivery_date",
+            "tenant_id string, delivery_date date, account_id string, status string, seats int",
+        )  # fmt: skip
         seats = rollups.seats_in_force(subscriptions, in_force)
-        targets = spark.createDataFrame(
-            [(t, d) for t, days in sorted(daily.items()) for d in sorted(days)],
-            "tenant_id string, activity_date date",
-        )
-        activity_targets = spark.createDataFrame(
-            [(t, d) for t, days in sorted(activity_days.items()) for d in sorted(days)],
-            "tenant_id string, activity_date date",
-        )
     with ctx.stage(GOLD_ACCOUNT_DAILY.name):
         rows = rollups.account_daily(
             activity,
             sessions,
             seats,
-            targets,
+            _targets(ctx, daily),
             hierarchy,
             metrics.version_of(GOLD_ACCOUNT_DAILY.name),
             ctx.run_id,
@@ -230,7 +219,7 @@ def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
             replace_partitions(
                 rollups.tenant_daily(
                     activity,
-                    activity_targets,
+                    _targets(ctx, activity_days),
                     metrics.version_of(GOLD_TENANT_DAILY.name),
                     ctx.run_id,
                 ),
@@ -239,20 +228,23 @@ def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
                 GOLD_TENANT_DAILY.partition_by,
             )
         with ctx.stage(GOLD_ACCOUNT_HOURLY.name):
-            events = _read(ctx, SILVER_EVENTS.name, activity_days, "event_date")
-            zones = spark.createDataFrame(
+            events = _read(
+                ctx, SILVER_EVENTS.name, activity_days, "event_date",
+                "tenant_id string, event_date date, event_ts timestamp, person_id string, "
+                "account_id string, category string, is_activity boolean",
+            )  # fmt: skip
+            zones = ctx.spark.createDataFrame(
                 [(t, ctx.settings.timezone_of(t)) for t in sorted(activity_days)],
                 "tenant_id string, timezone string",
             )
-            if events is not None:
-                replace_partitions(
-                    rollups.account_hourly(
-                        events, zones, metrics.version_of(GOLD_ACCOUNT_HOURLY.name), ctx.run_id
-                    ),
-                    ctx.path(GOLD_ACCOUNT_HOURLY.name),
-                    partition_predicate(activity_days, "activity_date"),
-                    GOLD_ACCOUNT_HOURLY.partition_by,
-                )
+            replace_partitions(
+                rollups.account_hourly(
+                    events, zones, metrics.version_of(GOLD_ACCOUNT_HOURLY.name), ctx.run_id
+                ),
+                ctx.path(GOLD_ACCOUNT_HOURLY.name),
+                partition_predicate(activity_days, "activity_date"),
+                GOLD_ACCOUNT_HOURLY.partition_by,
+            )
     _record_progress(ctx, horizons, todo)
     ctx.log.info(
         "gold: account_daily %d partitions, hourly and tenant_daily %d partitions, %d tenants",
@@ -267,7 +259,7 @@ def _record_progress(ctx: RunContext, horizons: Mapping[str, dt.date], todo: Pla
     """After gold is published: the tenants' horizons and the restatements consumed."""
     if not horizons:
         return
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = utc_now()
     rows = [(t, h, todo.consumed.get(t), ctx.run_id, now) for t, h in sorted(horizons.items())]
     replace_partitions(
         ctx.spark.createDataFrame(rows, PROGRESS_SCHEMA),

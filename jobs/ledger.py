@@ -77,7 +77,8 @@ class DeliveryStats:
         )
 
 
-def _now() -> dt.datetime:
+def utc_now() -> dt.datetime:
+    """Naive UTC, as Spark TIMESTAMP columns of the ledger store it."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
@@ -88,7 +89,7 @@ def record_run(
     tenants: Sequence[str] | None,
     error: str | None = None,
 ) -> None:
-    now = _now()
+    now = utc_now()
     started = ctx.started_at.replace(tzinfo=None)
     row = (
         ctx.run_id,
@@ -108,7 +109,7 @@ def record_run(
 def record_delivery_stats(ctx: RunContext, stats: Sequence[DeliveryStats]) -> None:
     if not stats:
         return
-    now = _now()
+    now = utc_now()
     rows = []
     for s in stats:
         d = asdict(s)
@@ -156,7 +157,7 @@ def record_restatements(
     `attribution` (group calls changed), `hierarchy`, `subscriptions`, `accounts`. Gold
     recomputes these dates and the 27 days after them (its trailing windows).
     """
-    now = _now()
+    now = utc_now()
     rows = [
         (tenant, day, sorted(reasons), ctx.run_id, delivery_date, now)
         for tenant, days in sorted(restated.items())

@@ -58,6 +58,7 @@ from pyspark.sql.types import (
 
 from jobs.context import RunContext
 from jobs.delta_io import (
+    date_range,
     partition_predicate,
     read_table,
     replace_partitions,
@@ -136,10 +137,6 @@ class AccountsResult:
     restated: dict[str, dict[dt.date, set[str]]]  # tenant → date → {"hierarchy", …}
     rejected: dict[tuple[str, str], dict[str, int]]  # (source, tenant) → reason → rows
     accepted: dict[tuple[str, str], int]  # (source, tenant) → rows
-
-
-def _dates(first: dt.date, last: dt.date) -> list[dt.date]:
-    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def _range_predicate(ranges: Mapping[str, tuple[dt.date, dt.date]], column: str) -> str:
@@ -276,7 +273,7 @@ def build(
         # Seats as of D use the latest snapshot with delivery_date ≤ D: a changed snapshot
         # can move every date from its delivery to the horizon.
         for t in changed["subscriptions"]:
-            for day in _dates(delivery_date, ends[t]):
+            for day in date_range(delivery_date, ends[t]):
                 restated[t][day].add("subscriptions")
 
         rejects = [parsed[s].transform(rejected_records(s, ctx.run_id)) for s in TYPED_TABLES]
@@ -385,7 +382,7 @@ def _publish_accounts(
     finally:
         history.unpersist()
     for row in first:
-        for day in _dates(row.first, ends[row.tenant_id]):
+        for day in date_range(row.first, ends[row.tenant_id]):
             restated[row.tenant_id][day].add("accounts")
 
 

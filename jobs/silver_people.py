@@ -34,6 +34,7 @@ from pyspark.sql import functions as F
 
 from jobs.context import RunContext
 from jobs.delta_io import (
+    Dates,
     append,
     current_version,
     partition_predicate,
@@ -66,8 +67,6 @@ from jobs.transforms.people import (
     person_account_daily,
 )
 from jobs.transforms.sessions import sessionize
-
-Dates = dict[str, set[dt.date]]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ Inputs (columns used):
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, GroupedData
 from pyspark.sql import functions as F
 
 WINDOW_DAYS = {"wau_7d": 7, "mau_28d": 28}
@@ -66,6 +66,20 @@ def in_scope(df: DataFrame, hierarchy: DataFrame, date_column: str = "activity_d
     )
 
 
+def _on_targets(df: DataFrame, targets: DataFrame) -> DataFrame:
+    """Rows of `df` whose event_date is a target date, that date named activity_date."""
+    return df.withColumnRenamed("event_date", "activity_date").join(
+        F.broadcast(targets), ["tenant_id", "activity_date"], "left_semi"
+    )
+
+
+def _by_scope_account(scoped: DataFrame) -> GroupedData:
+    """`in_scope` output grouped per gold key: (tenant, activity_date, scope, account)."""
+    return scoped.groupBy(
+        "tenant_id", "activity_date", "scope", F.col("scope_account_id").alias("account_id")
+    )
+
+
 def window_users(activity: DataFrame, targets: DataFrame, hierarchy: DataFrame) -> DataFrame:
     """Exact dau / wau_7d / mau_28d per (tenant, activity_date, scope, account).
 
@@ -92,9 +106,7 @@ def window_users(activity: DataFrame, targets: DataFrame, hierarchy: DataFrame) 
         .agg(F.max("event_date").alias("last_active"))
     )
     gap = F.datediff("activity_date", "last_active")
-    return last_seen.groupBy(
-        "tenant_id", "activity_date", "scope", F.col("scope_account_id").alias("account_id")
-    ).agg(
+    return _by_scope_account(last_seen).agg(
         F.count(F.when(gap == 0, 1)).alias("dau"),
         F.count(F.when(gap < WINDOW_DAYS["wau_7d"], 1)).alias("wau_7d"),
         F.count(F.lit(1)).alias("mau_28d"),
@@ -104,40 +116,22 @@ def window_users(activity: DataFrame, targets: DataFrame, hierarchy: DataFrame) 
 def day_activity(activity: DataFrame, targets: DataFrame, hierarchy: DataFrame) -> DataFrame:
     """Per (tenant, activity_date, scope, account): the date's events, admin and
     collaboration actions and distinct feature keys."""
-    today = (
-        _qualifying(activity)
-        .withColumnRenamed("event_date", "activity_date")
-        .join(F.broadcast(targets), ["tenant_id", "activity_date"], "left_semi")
-    )
-    return (
-        in_scope(today, hierarchy)
-        .groupBy(
-            "tenant_id", "activity_date", "scope", F.col("scope_account_id").alias("account_id")
-        )
-        .agg(
-            F.sum("events").alias("events"),
-            F.sum("admin_actions").alias("admin_actions"),
-            F.sum("collaboration_actions").alias("collaboration_actions"),
-            F.size(F.array_distinct(F.flatten(F.collect_list("features")))).alias(
-                "distinct_features"
-            ),
-        )
+    today = _on_targets(_qualifying(activity), targets)
+    return _by_scope_account(in_scope(today, hierarchy)).agg(
+        F.sum("events").alias("events"),
+        F.sum("admin_actions").alias("admin_actions"),
+        F.sum("collaboration_actions").alias("collaboration_actions"),
+        F.size(F.array_distinct(F.flatten(F.collect_list("features")))).alias("distinct_features"),
     )
 
 
 def session_starts(sessions: DataFrame, targets: DataFrame, hierarchy: DataFrame) -> DataFrame:
     """Sessions starting on the date (a session's date and account are its first event's)."""
-    started = (
-        sessions.withColumnRenamed("event_date", "activity_date")
-        .join(F.broadcast(targets), ["tenant_id", "activity_date"], "left_semi")
-        .select("tenant_id", "activity_date", "account_id", "session_id")
+    started = _on_targets(sessions, targets).select(
+        "tenant_id", "activity_date", "account_id", "session_id"
     )
-    return (
-        in_scope(started, hierarchy)
-        .groupBy(
-            "tenant_id", "activity_date", "scope", F.col("scope_account_id").alias("account_id")
-        )
-        .agg(F.countDistinct("session_id").alias("sessions"))
+    return _by_scope_account(in_scope(started, hierarchy)).agg(
+        F.countDistinct("session_id").alias("sessions")
     )
 
 
@@ -160,12 +154,8 @@ def seats_in_force(subscriptions: DataFrame, in_force: DataFrame) -> DataFrame:
 
 def scoped_seats(seats: DataFrame, hierarchy: DataFrame) -> DataFrame:
     """Seats per scope: an account's own (direct) and its whole rollup scope's (rollup)."""
-    return (
-        in_scope(seats, hierarchy)
-        .groupBy(
-            "tenant_id", "activity_date", "scope", F.col("scope_account_id").alias("account_id")
-        )
-        .agg(F.sum("seats").cast("long").alias("seats"))
+    return _by_scope_account(in_scope(seats, hierarchy)).agg(
+        F.sum("seats").cast("long").alias("seats")
     )
 
 
@@ -281,11 +271,7 @@ def tenant_daily(
     activity: DataFrame, targets: DataFrame, metric_version: str, run_id: str
 ) -> DataFrame:
     """`gold.tenant_daily`: dau over all persons (attributed or not), events, unattributed."""
-    today = (
-        _qualifying(activity)
-        .withColumnRenamed("event_date", "activity_date")
-        .join(F.broadcast(targets), ["tenant_id", "activity_date"], "left_semi")
-    )
+    today = _on_targets(_qualifying(activity), targets)
     return (
         today.groupBy("tenant_id", "activity_date")
         .agg(
