@@ -217,13 +217,13 @@ def score_identity_cmd(
     identity_map = read_table(spark, settings.table_path("silver.identity_map"))
     if identity_map is None:
         raise _fail(f"--warehouse: no silver.identity_map under {settings.warehouse}")
-    for title, exclude in (
+    for title, resolvable in (
         ("all unambiguous identifiers", False),
-        ("persons sharing no identifier (what the rules can resolve)", True),
+        ("what the rules can resolve: identified persons sharing no identifier", True),
     ):
         table = Table("tenant", "identifiers", "unmapped", "true pairs", "predicted pairs",
                       "precision", "recall", title=title)  # fmt: skip
-        for s in score_identity(spark, identity_map, truth, key, exclude):
+        for s in score_identity(spark, identity_map, truth, key, resolvable):
             cells = (s.identifiers, s.unmapped, s.true_pairs, s.predicted_pairs)
             table.add_row(s.tenant_id, *map(str, cells), f"{s.precision:.4f}", f"{s.recall:.4f}")
         console.print(table)

@@ -5,10 +5,13 @@ when `silver.identity_map` gives them the same person, and *true* when the truth
 Identifiers the truth lists under several persons (shared devices and mailboxes, which the
 K guard deliberately leaves unlinked) and identifiers absent from the map are not scored.
 
-With `exclude_sharing_persons`, persons who share any identifier with another person in the
-truth are left out too. A device shared by at most K users *is* linked by the SPEC's rules
-(§4.4), so those persons are merged by design; the remaining persons are the ones the rules
-can resolve, where precision and recall should both be 1.
+With `resolvable_only`, two kinds of persons are left out too, leaving the ones the rules
+can resolve, where precision and recall should both be 1:
+- persons who share any identifier with another person in the truth: a device shared by at
+  most K users *is* linked by the SPEC's rules (§4.4), so those persons merge by design;
+- persons with no `user_id` or `email` in the tenant (visitors who never identified): every
+  §4.4 edge has a `user_id` or an `email` end, so two devices of such a visitor are two
+  persons by the rules, though the generator knows they are one human.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def score_identity(
     identity_map: DataFrame,
     truth_dir: str | Path,
     pii_key: bytes,
-    exclude_sharing_persons: bool = False,
+    resolvable_only: bool = False,
 ) -> list[PairScore]:
     """One score per tenant of the truth, plus `*` for all tenants together."""
     truth = spark.read.schema(
@@ -65,11 +68,16 @@ def score_identity(
         F.countDistinct("person").alias("n"), F.min("person").alias("person")
     )
     unambiguous = per_identifier.where("n = 1").drop("n")
-    if exclude_sharing_persons:
+    if resolvable_only:
         sharing = truth.join(per_identifier.where("n > 1").select(*keys), keys).select(
             "tenant_id", "person"
         )
-        unambiguous = unambiguous.join(sharing, ["tenant_id", "person"], "left_anti")
+        identified = truth.where(F.col("id_type").isin("user_id", "email")).select(
+            "tenant_id", "person"
+        )
+        unambiguous = unambiguous.join(sharing, ["tenant_id", "person"], "left_anti").join(
+            identified.distinct(), ["tenant_id", "person"], "left_semi"
+        )
     tenants = [r.tenant_id for r in unambiguous.select("tenant_id").distinct().collect()]
     joined = unambiguous.join(
         identity_map.where(F.col("tenant_id").isin(tenants)).select(*keys, "person_id"),

@@ -147,7 +147,7 @@ def test_stitching_matches_the_truth_where_the_rules_can_resolve(spark, tiny) ->
     identity_map = read(spark, settings, "silver.identity_map")
     truth = landing / "_truth"
     key = TEST_PII_KEY.encode()
-    (*_, clean) = score_identity(spark, identity_map, truth, key, exclude_sharing_persons=True)
+    (*_, clean) = score_identity(spark, identity_map, truth, key, resolvable_only=True)
     assert clean.identifiers > 500 and clean.true_pairs > 500
     assert (clean.precision, clean.recall) == (1.0, 1.0)
     (*_, raw) = score_identity(spark, identity_map, truth, key)
