@@ -36,6 +36,17 @@ EVENT_CATEGORIES = (
     "experiment",
     "system",
 )
+HEALTH_COMPONENTS = (
+    "breadth",
+    "depth",
+    "consistency",
+    "admin_engagement",
+    "collaboration",
+    "support_load",
+    "seat_utilization",
+    "trend",
+)
+TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
 
 
 class ConfigError(ValueError):
@@ -180,6 +191,48 @@ class MetricDictionary:
         return self.tables[table].version
 
 
+@dataclass(frozen=True)
+class HealthTargets:
+    """The value of each health input that scores 100 (support load: that scores 0)."""
+
+    features_28d: float  # breadth: distinct features adopted over 28 days
+    events_per_user_week: float  # depth: 7-day qualifying events per weekly active person
+    dau_per_wau: float  # consistency: mean daily share of the week's active persons
+    admin_actions_28d: float  # admin engagement
+    collaboration_per_user_week: float  # collaboration: 7-day actions per weekly active person
+    weighted_tickets_28d: float  # support load: priority-weighted tickets created in 28 days
+    trend_full_change: float  # trend: relative mau_28d change vs 28 days earlier for 0 / 100
+
+
+@dataclass(frozen=True)
+class HealthBands:
+    healthy: float  # score ≥ healthy → healthy
+    watch: float  # score ≥ watch → watch; below → at_risk
+
+
+@dataclass(frozen=True)
+class HealthConf:
+    """`conf/health_score.yaml`: account health (gold.account_health_daily)."""
+
+    targets: HealthTargets
+    bands: HealthBands
+    ticket_weights: dict[str, float]
+    weights: dict[str, dict[str, float]]  # tier (or `default`) → component → weight
+
+    def weights_for(self, tier: str | None) -> dict[str, float]:
+        """The tier's weights; components it does not list take the default's."""
+        return {**self.weights["default"], **self.weights.get(tier or "default", {})}
+
+
+@dataclass(frozen=True)
+class ActivationConf:
+    """`conf/activation.yaml`: when an account has reached first value."""
+
+    min_active_users: int
+    min_features: int
+    within_days: int
+
+
 # --------------------------------------------------------------------------- generic loader
 
 T = TypeVar("T")
@@ -222,6 +275,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected int, got {value!r}")
         return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
@@ -303,6 +360,12 @@ def _check(obj: Any, path: Path) -> None:
             if (metric.table, metric.name) in seen_metrics:
                 raise ConfigError(f"{where}.name: {metric.name!r} is defined twice")
             seen_metrics.add((metric.table, metric.name))
+    elif isinstance(obj, HealthConf):
+        _check_health(obj, path)
+    elif isinstance(obj, ActivationConf):
+        for name in ("min_active_users", "min_features", "within_days"):
+            if getattr(obj, name) < 1:
+                raise ConfigError(f"{path}: {name}: must be >= 1")
     elif isinstance(obj, Taxonomy):
         names: set[str] = set()
         for i, entry in enumerate(obj.events):
@@ -314,6 +377,34 @@ def _check(obj: Any, path: Path) -> None:
                 if name in names:
                     raise ConfigError(f"{where}: event name {name!r} is mapped twice")
                 names.add(name)
+
+
+def _check_health(obj: HealthConf, path: Path) -> None:
+    for name, value in dataclasses.asdict(obj.targets).items():
+        if value <= 0:
+            raise ConfigError(f"{path}: targets.{name}: must be > 0")
+    if not 0 <= obj.bands.watch < obj.bands.healthy <= 100:
+        raise ConfigError(f"{path}: bands: need 0 <= watch < healthy <= 100")
+    for priority, weight in obj.ticket_weights.items():
+        if priority not in TICKET_PRIORITIES:
+            allowed = ", ".join(TICKET_PRIORITIES)
+            raise ConfigError(f"{path}: ticket_weights.{priority}: not one of {allowed}")
+        if weight < 0:
+            raise ConfigError(f"{path}: ticket_weights.{priority}: must be >= 0")
+    if not obj.ticket_weights:
+        raise ConfigError(f"{path}: ticket_weights: list at least one priority")
+    if "default" not in obj.weights:
+        raise ConfigError(f"{path}: weights: a `default` tier is required")
+    for tier, weights in obj.weights.items():
+        for component, weight in weights.items():
+            if component not in HEALTH_COMPONENTS:
+                allowed = ", ".join(HEALTH_COMPONENTS)
+                raise ConfigError(f"{path}: weights.{tier}.{component}: not one of {allowed}")
+            if weight < 0:
+                raise ConfigError(f"{path}: weights.{tier}.{component}: must be >= 0")
+    missing = [c for c in HEALTH_COMPONENTS if c not in obj.weights["default"]]
+    if missing:
+        raise ConfigError(f"{path}: weights.default: no weight for {', '.join(missing)}")
 
 
 # --------------------------------------------------------------------------- settings
@@ -331,6 +422,8 @@ class Settings:
     tenants: TenantRegistry
     taxonomy: Taxonomy
     metrics: MetricDictionary
+    health: HealthConf
+    activation: ActivationConf
 
     @property
     def profile(self) -> SparkProfile:
@@ -386,4 +479,6 @@ def load_settings(
         tenants=load_file(TenantRegistry, conf / "tenants.yaml"),
         taxonomy=load_file(Taxonomy, conf / "event_taxonomy.yaml"),
         metrics=load_file(MetricDictionary, conf / "metrics.yaml"),
+        health=load_file(HealthConf, conf / "health_score.yaml"),
+        activation=load_file(ActivationConf, conf / "activation.yaml"),
     )

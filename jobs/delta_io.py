@@ -92,14 +92,18 @@ def replace_partitions(
 ) -> None:
     """Atomically replace the rows matching `predicate` with `df` (one Delta commit).
 
-    Creates the table, partitioned by `partition_by`, on first write.
+    Creates the table, partitioned by `partition_by`, on first write. Columns added to a
+    table's output are added to the table (Delta `mergeSchema`; partitions written before
+    hold NULL there until rebuilt); a changed type still fails the write.
     """
     spark = df.sparkSession
     writer = df.write.format("delta")
     if not table_exists(spark, path):
         writer.partitionBy(*partition_by).mode("append").save(path)
         return
-    writer.mode("overwrite").option("replaceWhere", predicate).save(path)
+    writer.mode("overwrite").option("replaceWhere", predicate).option("mergeSchema", "true").save(
+        path
+    )
 
 
 def append(df: DataFrame, path: str, partition_by: tuple[str, ...] = ()) -> None:

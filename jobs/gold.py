@@ -9,6 +9,10 @@ stage failed leaves its restatements pending for the next run instead of losing 
   trailing windows that include d), account_hourly and tenant_daily for d;
 - `hierarchy`, `subscriptions` on d → account_daily for d (scope and seats are as of d);
 - the horizon moving from H to H' → account_daily for H + 1 … H' (windows still open);
+- the marts (`jobs/marts.py`): feature adoption follows account_daily; health follows every
+  account_daily date x to x … x + 6 and x + 28 (its 7-day sums and 28-day trend), plus
+  `tickets` on d → d … d + 27 and `accounts` (tier) on d → d; activation and retention
+  follow the `activity` dates;
 - everything capped at the tenant's horizon (SPEC §6.1).
 
 Each table is published with one Delta commit replacing exactly those partitions.
@@ -52,6 +56,7 @@ from jobs.transforms import gold as rollups
 ACTIVITY_REASONS = frozenset({"events", "identity", "attribution"})
 AS_OF_REASONS = frozenset({"hierarchy", "subscriptions"})
 WINDOW = rollups.LONGEST_WINDOW
+HEALTH_SHORT_WINDOW, HEALTH_TREND_LAG = 7, 28  # see jobs/transforms/marts.py
 
 PROGRESS_SCHEMA = T.StructType(
     [
@@ -70,11 +75,14 @@ class Plan:
 
     daily: Dates = field(default_factory=lambda: defaultdict(set))  # account_daily
     activity: Dates = field(default_factory=lambda: defaultdict(set))  # hourly, tenant_daily
+    health: Dates = field(default_factory=lambda: defaultdict(set))  # account_health_daily
     consumed: dict[str, dt.datetime | None] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
-        return not any(self.daily.values()) and not any(self.activity.values())
+        return not any(
+            d for parts in (self.daily, self.activity, self.health) for d in parts.values()
+        )
 
 
 def plan(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
@@ -113,15 +121,25 @@ def plan(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
             result.daily[t].update(date_range(d, min(d + dt.timedelta(days=WINDOW - 1), horizon)))
         if d <= horizon and reasons & AS_OF_REASONS:
             result.daily[t].add(d)
+        if d <= horizon and "tickets" in reasons:
+            result.health[t].update(date_range(d, min(d + dt.timedelta(days=WINDOW - 1), horizon)))
+        if d <= horizon and "accounts" in reasons:
+            result.health[t].add(d)
         seen = result.consumed[t]
         result.consumed[t] = row.recorded_at if seen is None else max(seen, row.recorded_at)
     for t, horizon in horizons.items():
         if t in done and done[t].horizon < horizon:
             result.daily[t].update(date_range(done[t].horizon + dt.timedelta(days=1), horizon))
+    for t, days in result.daily.items():
+        for x in days:
+            last = min(x + dt.timedelta(days=HEALTH_SHORT_WINDOW - 1), horizons[t])
+            result.health[t].update(date_range(x, last))
+            if x + dt.timedelta(days=HEALTH_TREND_LAG) <= horizons[t]:
+                result.health[t].add(x + dt.timedelta(days=HEALTH_TREND_LAG))
     return result
 
 
-def _read(ctx: RunContext, table: str, parts: Dates, column: str, schema: str) -> DataFrame:
+def read_parts(ctx: RunContext, table: str, parts: Dates, column: str, schema: str) -> DataFrame:
     """The `parts` partitions of `table`; no rows (of `schema`) before the table exists."""
     df = read_table(ctx.spark, ctx.path(table))
     if df is None:
@@ -129,7 +147,7 @@ def _read(ctx: RunContext, table: str, parts: Dates, column: str, schema: str) -
     return df.where(partition_predicate(parts, column))
 
 
-def _targets(ctx: RunContext, parts: Dates) -> DataFrame:
+def targets(ctx: RunContext, parts: Dates) -> DataFrame:
     return ctx.spark.createDataFrame(
         [(t, d) for t, days in sorted(parts.items()) for d in sorted(days)],
         "tenant_id string, activity_date date",
@@ -145,7 +163,7 @@ def _window_inputs(daily: Dates) -> Dates:
     }
 
 
-def _in_force(ctx: RunContext, daily: Dates) -> tuple[DataFrame, Dates]:
+def in_force(ctx: RunContext, daily: Dates) -> tuple[DataFrame, Dates]:
     """(tenant, activity_date, snapshot_date): the latest billing snapshot on or before each
     date, and the snapshot partitions to read."""
     subs = read_table(ctx.spark, ctx.path(SILVER_SUBSCRIPTIONS.name))
@@ -167,10 +185,11 @@ def _in_force(ctx: RunContext, daily: Dates) -> tuple[DataFrame, Dates]:
 
 
 def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
-    """Recompute and publish the gold partitions `plan` selects for these tenants."""
+    """Recompute and publish the account_daily, tenant_daily and account_hourly partitions
+    `plan` selects for these tenants; the plan is returned for the marts and for
+    `record_progress`, which the caller runs once everything is published."""
     todo = plan(ctx, horizons)
-    if todo.empty:
-        _record_progress(ctx, horizons, todo)
+    if not any(todo.daily.values()) and not any(todo.activity.values()):
         return todo
     metrics = ctx.settings.metrics
     daily = {t: d for t, d in todo.daily.items() if d}
@@ -179,31 +198,31 @@ def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
         inputs = _window_inputs(daily)
         for t, days in activity_days.items():
             inputs.setdefault(t, set()).update(days)
-        activity = _read(
+        activity = read_parts(
             ctx, SILVER_PERSON_ACCOUNT_DAILY.name, inputs, "event_date",
             "tenant_id string, event_date date, person_id string, account_id string, "
             "events long, admin_actions long, collaboration_actions long, features array<string>",
         ).localCheckpoint()  # fmt: skip
-        hierarchy = _read(
+        hierarchy = read_parts(
             ctx, SILVER_ACCOUNT_HIERARCHY.name, daily, "as_of_date",
             "tenant_id string, as_of_date date, account_id string, ancestors array<string>",
         ).select("tenant_id", "as_of_date", "account_id", "ancestors")  # fmt: skip
-        sessions = _read(
+        sessions = read_parts(
             ctx, SILVER_SESSIONS.name, daily, "event_date",
             "tenant_id string, event_date date, account_id string, session_id string",
         )  # fmt: skip
-        in_force, snapshots = _in_force(ctx, daily)
-        subscriptions = _read(
+        snapshot_dates, snapshots = in_force(ctx, daily)
+        subscriptions = read_parts(
             ctx, SILVER_SUBSCRIPTIONS.name, snapshots, "delivery_date",
             "tenant_id string, delivery_date date, account_id string, status string, seats int",
         )  # fmt: skip
-        seats = rollups.seats_in_force(subscriptions, in_force)
+        seats = rollups.seats_in_force(subscriptions, snapshot_dates)
     with ctx.stage(GOLD_ACCOUNT_DAILY.name):
         rows = rollups.account_daily(
             activity,
             sessions,
             seats,
-            _targets(ctx, daily),
+            targets(ctx, daily),
             hierarchy,
             metrics.version_of(GOLD_ACCOUNT_DAILY.name),
             ctx.run_id,
@@ -219,7 +238,7 @@ def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
             replace_partitions(
                 rollups.tenant_daily(
                     activity,
-                    _targets(ctx, activity_days),
+                    targets(ctx, activity_days),
                     metrics.version_of(GOLD_TENANT_DAILY.name),
                     ctx.run_id,
                 ),
@@ -228,7 +247,7 @@ def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
                 GOLD_TENANT_DAILY.partition_by,
             )
         with ctx.stage(GOLD_ACCOUNT_HOURLY.name):
-            events = _read(
+            events = read_parts(
                 ctx, SILVER_EVENTS.name, activity_days, "event_date",
                 "tenant_id string, event_date date, event_ts timestamp, person_id string, "
                 "account_id string, category string, is_activity boolean",
@@ -245,7 +264,6 @@ def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
                 partition_predicate(activity_days, "activity_date"),
                 GOLD_ACCOUNT_HOURLY.partition_by,
             )
-    _record_progress(ctx, horizons, todo)
     ctx.log.info(
         "gold: account_daily %d partitions, hourly and tenant_daily %d partitions, %d tenants",
         sum(len(d) for d in daily.values()),
@@ -255,7 +273,7 @@ def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
     return todo
 
 
-def _record_progress(ctx: RunContext, horizons: Mapping[str, dt.date], todo: Plan) -> None:
+def record_progress(ctx: RunContext, horizons: Mapping[str, dt.date], todo: Plan) -> None:
     """After gold is published: the tenants' horizons and the restatements consumed."""
     if not horizons:
         return

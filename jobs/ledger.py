@@ -154,8 +154,9 @@ def record_restatements(
     """Append the (tenant, date) partitions this run changed in ways gold depends on.
 
     Reasons: `events` (new, moved or removed events), `identity` (persons merged or split),
-    `attribution` (group calls changed), `hierarchy`, `subscriptions`, `accounts`. Gold
-    recomputes these dates and the 27 days after them (its trailing windows).
+    `attribution` (group calls changed), `hierarchy`, `subscriptions`, `accounts` (tier and
+    other attributes), `tickets` (created dates of tickets added or changed). `jobs.gold.plan`
+    says which gold partitions each reason recomputes.
     """
     now = utc_now()
     rows = [

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs import bronze, gold, silver_accounts, silver_events, silver_people
+from jobs import bronze, gold, marts, silver_accounts, silver_events, silver_people
 from jobs.config import Settings
 from jobs.context import RunContext, configure_logging, new_run_id
 from jobs.delta_io import read_table, tenants_predicate
@@ -84,7 +84,9 @@ def run_delivery(
             for day, reasons in days.items():
                 restated[tenant][day] |= set(reasons)
     record_restatements(ctx, delivery_date, restated)
-    gold.build(ctx, horizons)
+    todo = gold.build(ctx, horizons)
+    marts.build(ctx, todo, horizons)
+    gold.record_progress(ctx, horizons, todo)
     stats = [
         DeliveryStats(
             tenant_id=t,

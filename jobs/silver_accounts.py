@@ -86,6 +86,7 @@ from jobs.transforms.accounts import (
     resolve_hierarchy,
     valid_records,
 )
+from jobs.transforms.events import local_date
 from jobs.validation import require_tenant_id
 
 MAX_HIERARCHY_DEPTH = 32
@@ -254,22 +255,29 @@ def build(
                     accepted[key] = int(row["count"])
                 else:
                     rejected[key][row.reject_reason] = int(row["count"])
-        # 2. Which tenants' accounts / subscriptions snapshot of this date changed (one job).
+        # 2. Which tenants' accounts / subscriptions snapshot of this date changed, and the
+        #    local created dates of tickets this delivery added or changed (one job).
+        timezones = {t.id: t.timezone for t in ctx.settings.tenants.tenants}
         with ctx.stage("silver.accounts.changes"):
             diffs = []
-            for source in ("accounts", "subscriptions"):
+            for source in ("accounts", "subscriptions", "tickets"):
                 before = old[source]
-                diffs.append(
-                    _changed_keys(
-                        None if before is None else before.where(this_delivery),
-                        valid[source],
-                        ["tenant_id"],
-                        content_columns(source),
-                    ).withColumn("source", F.lit(source))
-                )
+                before = None if before is None else before.where(this_delivery)
+                keys, after = ["tenant_id"], valid[source]
+                if source == "tickets":  # support load counts tickets by created date
+                    day = local_date(F.col("created_at"), timezones).alias("day")
+                    keys = ["tenant_id", "day"]
+                    after = after.select("*", day)
+                    before = None if before is None else before.select("*", day)
+                diff = _changed_keys(before, after, keys, content_columns(source))
+                if source != "tickets":
+                    diff = diff.withColumn("day", F.lit(None).cast("date"))
+                diffs.append(diff.withColumn("source", F.lit(source)))
             changed: dict[str, set[str]] = defaultdict(set)
-            for row in diffs[0].unionByName(diffs[1]).collect():
+            for row in reduce(lambda a, b: a.unionByName(b), diffs).collect():
                 changed[row.source].add(row.tenant_id)
+                if row.source == "tickets" and row.day is not None:
+                    restated[row.tenant_id][row.day].add("tickets")
         # Seats as of D use the latest snapshot with delivery_date ≤ D: a changed snapshot
         # can move every date from its delivery to the horizon.
         for t in changed["subscriptions"]:
@@ -293,7 +301,6 @@ def build(
             return before.where(~this_delivery).unionByName(valid[source])
 
         # 3. Tickets: current state, whole tenant partitions.
-        timezones = {t.id: t.timezone for t in ctx.settings.tenants.tenants}
         with ctx.stage(SILVER_TICKETS.name):
             replace_partitions(
                 all_rows("tickets").transform(current_tickets(timezones, ctx.run_id)),

@@ -153,6 +153,26 @@ GOLD_TENANT_DAILY = TableSpec(
     ("tenant_id", "activity_date"),
     "one row per (tenant_id, activity_date) with a qualifying event",
 )
+GOLD_FEATURE_ADOPTION_DAILY = TableSpec(
+    "gold.feature_adoption_daily",
+    ("tenant_id", "activity_date"),
+    "one row per (tenant_id, activity_date, account_id, scope, feature_key) with a 28-day adopter",
+)
+GOLD_ACCOUNT_HEALTH_DAILY = TableSpec(
+    "gold.account_health_daily",
+    ("tenant_id", "activity_date"),
+    "one row per (tenant_id, activity_date, account_id, scope) active in 28 days or with seats",
+)
+GOLD_ACCOUNT_ACTIVATION = TableSpec(
+    "gold.account_activation",
+    ("tenant_id", "first_active_date"),
+    "one row per (tenant_id, account_id): first active date, activation date, time to value",
+)
+GOLD_ACCOUNT_RETENTION_MONTHLY = TableSpec(
+    "gold.account_retention_monthly",
+    ("tenant_id", "activity_month"),
+    "one row per (tenant_id, activity_month, cohort_month): accounts of the cohort active",
+)
 OPS_GOLD_PROGRESS = TableSpec(
     "ops.gold_progress",
     ("tenant_id",),

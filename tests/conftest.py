@@ -17,7 +17,14 @@ from jobs.spark import build_session
 
 TEST_PII_KEY = "test-key-0123456789abcdef"
 LINEAGE = ("_run_id", "_ingested_at")
-CONF_FILES = ("lakehouse.yaml", "event_taxonomy.yaml", "metrics.yaml", "log4j2.properties")
+CONF_FILES = (
+    "lakehouse.yaml",
+    "event_taxonomy.yaml",
+    "metrics.yaml",
+    "health_score.yaml",
+    "activation.yaml",
+    "log4j2.properties",
+)
 TEST_TENANTS = (("acme", "America/New_York"), ("globex", "Asia/Kolkata"), ("initech", "UTC"))
 
 

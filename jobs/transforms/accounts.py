@@ -36,7 +36,8 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.transforms.events import is_present, json_type, parse_timestamp
+from jobs.config import TICKET_PRIORITIES
+from jobs.transforms.events import is_present, json_type, local_date, parse_timestamp
 
 REJECT_REASONS = (
     "oversized_record",
@@ -49,7 +50,6 @@ REJECT_REASONS = (
 TIERS = ("starter", "growth", "strategic")
 SUBSCRIPTION_STATUSES = ("trialing", "active", "past_due", "canceled")
 TICKET_STATUSES = ("new", "open", "pending", "solved", "closed")
-TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 
@@ -272,15 +272,8 @@ def current_tickets(timezones: Mapping[str, str], run_id: str) -> Callable[[Data
     Adds `versions` (how many rows the ticket has), `first_delivery_date`, and the tenant-local
     `created_date` / `updated_date`.
     """
-    tz_items: list[Column] = []
-    for tenant in sorted(timezones):
-        tz_items += [F.lit(tenant), F.lit(timezones[tenant])]
 
     def transform(versions: DataFrame) -> DataFrame:
-        tz = F.coalesce(
-            F.element_at(F.create_map(*tz_items), F.col("tenant_id")) if tz_items else F.lit(None),
-            F.lit("UTC"),
-        )
         updated = F.coalesce(F.col("updated_at"), F.col("created_at"))
         ticket = Window.partitionBy("tenant_id", "ticket_id")
         latest = ticket.orderBy(
@@ -295,8 +288,8 @@ def current_tickets(timezones: Mapping[str, str], run_id: str) -> Callable[[Data
         return ranked.where(F.col("_rank") == 1).select(
             "tenant_id",
             *content_columns("tickets"),
-            F.to_date(F.from_utc_timestamp(F.col("created_at"), tz)).alias("created_date"),
-            F.to_date(F.from_utc_timestamp(updated, tz)).alias("updated_date"),
+            local_date(F.col("created_at"), timezones).alias("created_date"),
+            local_date(updated, timezones).alias("updated_date"),
             "versions",
             "first_delivery_date",
             F.col("delivery_date").alias("last_delivery_date"),

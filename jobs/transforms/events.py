@@ -84,6 +84,17 @@ def _map_literal(mapping: Mapping[str, object]) -> Column:
     return F.create_map(*items) if items else F.create_map().cast("map<string,string>")
 
 
+def tenant_timezone(timezones: Mapping[str, str], tenant: Column | None = None) -> Column:
+    """The tenant's IANA time zone from the registry (UTC for a tenant not in it)."""
+    tenant = F.col("tenant_id") if tenant is None else tenant
+    return F.coalesce(F.element_at(_map_literal(timezones), tenant), F.lit("UTC"))
+
+
+def local_date(ts: Column, timezones: Mapping[str, str]) -> Column:
+    """The date of instant `ts` on the row's tenant's clock."""
+    return F.to_date(F.from_utc_timestamp(ts, tenant_timezone(timezones)))
+
+
 def json_type(doc: Column, field: str) -> Column:
     """JSON type of `doc.field`: NULL when absent, 'VOID' for JSON null, else e.g. 'STRING'."""
     return F.schema_of_variant(F.variant_get(doc, f"$.{field}", "variant"))

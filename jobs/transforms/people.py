@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 GROUP_CALL_COLUMNS = (
@@ -33,12 +33,24 @@ GROUP_CALL_COLUMNS = (
 )
 
 
+def _histogram(values: Column) -> Column:
+    """array<string> → map<string, long> of each distinct value's occurrences."""
+    return F.map_from_entries(
+        F.transform(
+            F.array_sort(F.array_distinct(values)),
+            lambda k: F.struct(k, F.size(F.filter(values, lambda v: v == k)).cast("long")),
+        )
+    )
+
+
 def person_account_daily(run_id: str) -> Callable[[DataFrame], DataFrame]:
     """Attributed events → one row per (tenant_id, event_date, person_id, account_id).
 
     `events` counts qualifying events only (SPEC §4.3); `all_events` counts every call, so
     a person seen only through identify / group calls still has a row (membership evidence)
     with events = 0. `role` is the role of the day's latest identify call that carried one.
+    `feature_events` maps each feature_key used that day to its qualifying events (feature
+    adoption counts events per feature from it); `features` is its sorted keys.
     """
 
     def transform(events: DataFrame) -> DataFrame:
@@ -59,9 +71,7 @@ def person_account_daily(run_id: str) -> Callable[[DataFrame], DataFrame]:
                 F.count(F.when(activity & (F.col("category") == "collaboration"), 1)).alias(
                     "collaboration_actions"
                 ),
-                F.array_sort(F.collect_set(F.when(activity, F.col("feature_key")))).alias(
-                    "features"
-                ),
+                F.collect_list(F.when(activity, F.col("feature_key"))).alias("_feature_hits"),
                 F.min(F.when(activity, F.col("event_ts"))).alias("first_activity_at"),
                 F.min("event_ts").alias("first_seen_at"),
                 F.max("event_ts").alias("last_seen_at"),
@@ -76,7 +86,8 @@ def person_account_daily(run_id: str) -> Callable[[DataFrame], DataFrame]:
                 "all_events",
                 "admin_actions",
                 "collaboration_actions",
-                "features",
+                F.array_sort(F.array_distinct("_feature_hits")).alias("features"),
+                _histogram(F.col("_feature_hits")).alias("feature_events"),
                 "first_activity_at",
                 "first_seen_at",
                 "last_seen_at",
