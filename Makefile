@@ -50,7 +50,7 @@ fmt: setup  ## Apply ruff formatting and safe fixes
 	$(BIN)/ruff format $(LINT_DIRS)
 
 lock:  ## Re-compile requirements.lock from pyproject.toml (needs uv)
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	uv pip compile pyproject.toml --extra dev --extra notebooks --python-version 3.11 -o requirements.lock
 
 clean-demo:  ## Remove the default landing zone and warehouse the demo writes
 	rm -rf landing warehouse

@@ -4,6 +4,7 @@
     lakehouse run      --date D [--tenant T ...]
     lakehouse backfill --start D1 --end D2 [--tenant T ...]
     lakehouse sql      "SELECT ... FROM silver.events ..."
+    lakehouse metrics-doc [--out docs/metrics.md]
 
 Locations come from flags or LAKEHOUSE_LANDING / LAKEHOUSE_WAREHOUSE / LAKEHOUSE_CONF.
 Every error names the flag, file or key at fault; exit status is 0 only on full success.
@@ -12,6 +13,7 @@ Every error names the flag, file or key at fault; exit status is 0 only on full 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -32,6 +34,7 @@ app = typer.Typer(
     help="Account analytics lakehouse: landing JSON → bronze → silver → gold Delta tables.",
 )
 console = Console()
+RUN_ID_PATTERN = re.compile(r"^run_\d{8}T\d{6}_[0-9a-f]{6}$")
 err_console = Console(stderr=True)
 
 LandingOpt = Annotated[
@@ -192,6 +195,64 @@ def sql(
     for row in rows:
         table.add_row(*("NULL" if v is None else str(v) for v in row))
     console.print(table)
+
+
+@app.command()
+def partitions(
+    run_id: Annotated[str, typer.Option("--run", help="The run id (see `lakehouse sql`).")],
+    layer: Annotated[
+        str, typer.Option("--layer", help="bronze, silver, gold or ops; all when omitted.")
+    ] = "",
+    warehouse: WarehouseOpt = None,
+    conf: ConfOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Partitions a run rewrote, per table, read from the Delta log (commits it stamped)."""
+    from jobs.catalog import LAYERS, list_tables
+    from jobs.delta_io import partitions_written
+    from jobs.spark import build_session
+
+    if not RUN_ID_PATTERN.match(run_id):
+        raise _fail(f"--run: {run_id!r} is not a run id like run_20260305T020000_a1b2c3")
+    if layer and layer not in LAYERS:
+        raise _fail(f"--layer: {layer!r} is not one of {', '.join(LAYERS)}")
+    settings = _settings(conf, None, warehouse, profile)
+    spark = build_session(settings, app_name="lakehouse partitions")
+    table = Table("table", "partitions", "commits", "files added", "files removed", "examples")
+    for name in list_tables(spark, settings):
+        if layer and not name.startswith(f"{layer}."):
+            continue
+        written = partitions_written(spark, settings.table_path(name), run_id)
+        rows = [] if written is None else written.collect()
+        if not rows:
+            continue
+        examples = ", ".join(r.partition for r in rows[:2]) + (" …" if len(rows) > 2 else "")
+        table.add_row(
+            name,
+            str(len(rows)),
+            str(max(r.commits for r in rows)),
+            str(sum(r.files_added for r in rows)),
+            str(sum(r.files_removed for r in rows)),
+            examples,
+        )
+    console.print(table)
+
+
+@app.command("metrics-doc")
+def metrics_doc(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the Markdown.")] = Path(
+        "docs/metrics.md"
+    ),
+    conf: ConfOpt = None,
+) -> None:
+    """Render conf/metrics.yaml and the health / activation parameters to Markdown."""
+    from jobs.metrics_doc import render
+
+    settings = _settings(conf, None, None, None)
+    if not out.parent.is_dir():
+        raise _fail(f"--out: folder {out.parent} does not exist")
+    out.write_text(render(settings), encoding="utf-8")
+    console.print(f"wrote {out}")
 
 
 @app.command("score-identity")

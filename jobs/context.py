@@ -69,6 +69,10 @@ class RunContext:
     timings: dict[str, float] = field(default_factory=dict)
     spark_jobs: dict[str, int] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # every Delta commit of the run carries its id (DESCRIBE HISTORY, `lakehouse partitions`)
+        self.spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", self.run_id)
+
     def path(self, table: str) -> str:
         return self.settings.table_path(table)
 

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from jobs.validation import require_tenant_id
 
@@ -62,6 +63,47 @@ def _log_versions(spark: SparkSession, path: str) -> list[int]:
         if name.endswith(".json") and name[:-5].isdigit():
             versions.append(int(name[:-5]))
     return versions
+
+
+LOG_ACTIONS = (
+    "commitInfo struct<userMetadata: string, operation: string>, "
+    "add struct<partitionValues: map<string, string>>, "
+    "remove struct<partitionValues: map<string, string>>"
+)
+
+
+def partitions_written(spark: SparkSession, path: str, run_id: str) -> DataFrame | None:
+    """What the run's commits to the table at `path` changed, read from the Delta log.
+
+    Runs stamp their commits with their run id (`commitInfo.userMetadata`, set by
+    `RunContext`). One row per partition the run added or removed files in: its partition
+    values (as a `k=v/…` string), the commits, files added and files removed. None when
+    there is no table.
+    """
+    if not table_exists(spark, path):
+        return None
+    lines = spark.read.text(f"{path.rstrip('/')}/_delta_log/*.json").select(
+        F.from_json("value", LOG_ACTIONS).alias("a"), F.col("_metadata.file_name").alias("commit")
+    )
+    commits = lines.where(F.col("a.commitInfo.userMetadata") == run_id).select("commit")
+    actions = lines.join(commits, "commit", "left_semi")
+    values = F.coalesce(F.col("a.add.partitionValues"), F.col("a.remove.partitionValues"))
+    as_text = F.array_join(
+        F.transform(
+            F.array_sort(F.map_entries(values)), lambda e: F.concat_ws("=", e["key"], e["value"])
+        ),
+        "/",
+    )
+    return (
+        actions.where(values.isNotNull())
+        .groupBy(as_text.alias("partition"))
+        .agg(
+            F.countDistinct("commit").alias("commits"),
+            F.count(F.col("a.add")).alias("files_added"),
+            F.count(F.col("a.remove")).alias("files_removed"),
+        )
+        .orderBy("partition")
+    )
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:

@@ -125,6 +125,43 @@ def accounts_table(spark, settings, as_of: dt.date, limit: int = 3) -> Table:
     return table
 
 
+def at_risk_table(spark, settings, as_of: dt.date, limit: int = 10) -> Table:
+    """The lowest health scores on each tenant's latest gold date up to `as_of`, with the
+    two components that cost each account most (what a customer-success manager acts on)."""
+    from pyspark.sql import functions as F
+
+    health = spark.read.format("delta").load(settings.table_path("gold.account_health_daily"))
+    latest = (
+        health.where(F.col("activity_date") <= as_of)
+        .groupBy("tenant_id")
+        .agg(F.max("activity_date").alias("activity_date"))
+    )
+    worst = (
+        health.where(F.col("scope") == "direct")
+        .join(latest, ["tenant_id", "activity_date"])
+        .where(F.col("band") != "healthy")
+        .orderBy("health_score", "tenant_id", "account_id")
+        .limit(limit)
+    )
+    table = Table(
+        title=f"Top {limit} at-risk accounts (gold.account_health_daily, direct scope)",
+        title_justify="left",
+    )
+    for col in ("tenant", "date", "account", "tier", "score", "band", "weakest drivers"):
+        table.add_column(col, justify="right" if col == "score" else "left")
+    for r in worst.collect():
+        table.add_row(
+            r.tenant_id,
+            r.activity_date.isoformat(),
+            r.account_id,
+            r.tier,
+            f"{r.health_score:.1f}",
+            r.band,
+            ", ".join(r.top_negative_drivers),
+        )
+    return table
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--preset", default="small")
@@ -157,6 +194,7 @@ def main() -> int:
     console.print(people_table(spark, settings))
     console.rule("4. gold: account rollups")
     console.print(accounts_table(spark, settings, dates[-1]))
+    console.print(at_risk_table(spark, settings, dates[-1]))
     console.print(
         f"run {result.run_id} finished in {time.perf_counter() - started:.0f}s. Explore with:\n"
         '  .venv/bin/lakehouse sql "SELECT activity_date, account_id, dau, wau_7d, mau_28d '

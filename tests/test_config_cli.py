@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from jobs.cli import app
 from jobs.config import PROJECT_DIR, ConfigError, load_settings
 from jobs.jars import JARS_DIR, spark_shipped_artifacts
+from jobs.metrics_doc import render as render_metrics
 from jobs.validation import InputError, parse_date, require_tenant_id
 
 from .conftest import write_conf
@@ -80,6 +81,13 @@ def merge(base: object, edit: object) -> object:
         ("tenants.yaml", {"tenants": [{"id": "a"}, {"id": "a"}]}, "duplicate tenant"),
         ("event_taxonomy.yaml",
          {"events": [{"name": "x", "v1_name": "X", "category": "fun"}]}, "events[0].category"),
+        ("health_score.yaml", {"weights": {"growth": {"breath": 2}}},
+         "weights.growth.breath: not one of"),
+        ("health_score.yaml", {"bands": {"healthy": 30, "watch": 40}}, "bands"),
+        ("health_score.yaml", {"targets": {"features_28d": "six"}},
+         "targets.features_28d: expected a number"),
+        ("health_score.yaml", {"ticket_weights": {"critical": 9}}, "ticket_weights.critical"),
+        ("activation.yaml", {"within_days": 0}, "within_days: must be >= 1"),
     ],
 )  # fmt: skip
 def test_bad_config_names_file_and_key(tmp_path: Path, file, edit, message) -> None:
@@ -124,6 +132,16 @@ def test_cli_errors_name_the_flag(args, flag, tmp_path, monkeypatch) -> None:
     assert result.exit_code == 2
     assert flag in result.output
     assert not (tmp_path / "wh").exists()
+
+
+def test_docs_metrics_md_is_rendered_from_conf(tmp_path: Path) -> None:
+    committed = (PROJECT_DIR / "docs" / "metrics.md").read_text(encoding="utf-8")
+    assert committed == render_metrics(load_settings()), "run `lakehouse metrics-doc`"
+    out = tmp_path / "m.md"
+    result = runner.invoke(app, ["metrics-doc", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8") == committed
+    assert "| `mau_28d` |" in committed and "| trend | 10 | 15 | 10 | 10 |" in committed
 
 
 def test_delta_jars_leave_out_what_spark_ships() -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
+from jobs.delta_io import partitions_written
+
 from .conftest import TEST_TENANTS, read, write_delivery
 from .test_people import D1, D2, D3, ev, run
 
@@ -76,6 +78,17 @@ def test_gold_rollups_restate_windows_after_late_data(spark, make_settings, tmp_
         .collect()
     }
     assert restated == {D1, D2, D3}
+    # the same, from the Delta log: the run's commits touched exactly those partitions
+    logged = partitions_written(spark, path, third.run_id).collect()
+    assert [r.partition for r in logged] == [
+        f"activity_date={d}/tenant_id=initech" for d in (D1, D2, D3)
+    ]
+    health = partitions_written(
+        spark, settings.table_path("gold.account_health_daily"), third.run_id
+    ).collect()
+    assert {r.partition for r in health} == {
+        f"activity_date={d}/tenant_id=initech" for d in (D1, D2, D3)
+    }
 
     tenant = {
         r.activity_date.isoformat(): (r.dau, r.events, r.unattributed_events)
