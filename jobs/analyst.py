@@ -36,8 +36,16 @@ def open_warehouse(warehouse: str | None = None) -> tuple[SparkSession, Settings
 
 
 def latest_date(spark: SparkSession, table: str = "gold.account_health_daily") -> dt.date:
-    """The latest activity_date present in `table` (all tenants)."""
-    return spark.sql(f"SELECT max(activity_date) AS d FROM {table}").first().d
+    """The latest activity_date every tenant of `table` has rows for (tenants' horizons
+    differ: a few early-stamped events can put one tenant a day ahead)."""
+    return (
+        spark.sql(
+            f"SELECT min(d) AS d FROM "
+            f"(SELECT max(activity_date) AS d FROM {table} GROUP BY tenant_id)"
+        )
+        .first()
+        .d
+    )
 
 
 def health_by_tier(spark: SparkSession, as_of: dt.date) -> pd.DataFrame:

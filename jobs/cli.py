@@ -218,7 +218,7 @@ def partitions(
         raise _fail(f"--layer: {layer!r} is not one of {', '.join(LAYERS)}")
     settings = _settings(conf, None, warehouse, profile)
     spark = build_session(settings, app_name="lakehouse partitions")
-    table = Table("table", "partitions", "commits", "files added", "files removed", "examples")
+    table = Table("table", "partitions", "commits", "files added", "files removed")
     for name in list_tables(spark, settings):
         if layer and not name.startswith(f"{layer}."):
             continue
@@ -226,14 +226,12 @@ def partitions(
         rows = [] if written is None else written.collect()
         if not rows:
             continue
-        examples = ", ".join(r.partition for r in rows[:2]) + (" …" if len(rows) > 2 else "")
         table.add_row(
             name,
             str(len(rows)),
             str(max(r.commits for r in rows)),
             str(sum(r.files_added for r in rows)),
             str(sum(r.files_removed for r in rows)),
-            examples,
         )
     console.print(table)
 

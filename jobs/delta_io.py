@@ -80,9 +80,12 @@ def partitions_written(spark: SparkSession, path: str, run_id: str) -> DataFrame
     values (as a `k=v/…` string), the commits, files added and files removed. None when
     there is no table.
     """
-    if not table_exists(spark, path):
+    versions = _log_versions(spark, path)
+    if not versions:
         return None
-    lines = spark.read.text(f"{path.rstrip('/')}/_delta_log/*.json").select(
+    log = f"{path.rstrip('/')}/_delta_log"
+    files = [f"{log}/{v:020d}.json" for v in sorted(versions)]  # explicit: `_` dirs are hidden
+    lines = spark.read.text(files).select(
         F.from_json("value", LOG_ACTIONS).alias("a"), F.col("_metadata.file_name").alias("commit")
     )
     commits = lines.where(F.col("a.commitInfo.userMetadata") == run_id).select("commit")

@@ -136,6 +136,35 @@ def test_account_daily_every_column_by_hand(frames) -> None:
     assert got == EXPECTED
 
 
+def test_windows_cross_the_month_end(spark, frames) -> None:
+    """2026-02-01's 28-day window is 01-05 … 02-01: p2's day-5 activity is its first day."""
+    activity, hierarchy, _, sessions, _ = frames
+    feb1 = D(2026, 2, 1)
+    hierarchy = hierarchy.unionByName(
+        spark.createDataFrame(
+            [(T, feb1, "P", []), (T, feb1, "A", ["P"]), (T, feb1, "B", [])],
+            "tenant_id string, as_of_date date, account_id string, ancestors array<string>",
+        )
+    )
+    targets = spark.createDataFrame([(T, feb1)], "tenant_id string, activity_date date")
+    seats = spark.createDataFrame(
+        [(T, feb1, "A", 4)], "tenant_id string, activity_date date, account_id string, seats long"
+    )
+    rows = {
+        (r.scope, r.account_id): (r.dau, r.wau_7d, r.mau_28d, r.events, r.seats)
+        for r in gold.account_daily(
+            activity, sessions, seats, targets, hierarchy, "1", "r"
+        ).collect()
+    }
+    assert rows == {
+        ("direct", "A"): (0, 1, 1, 0, 4),  # p4 (01-29, 3 days before: in wau_7d too)
+        ("direct", "B"): (0, 0, 1, 0, None),  # p2 (01-05), the window's first day
+        ("rollup", "A"): (0, 1, 1, 0, 4),
+        ("rollup", "B"): (0, 0, 1, 0, None),
+        ("rollup", "P"): (0, 1, 1, 0, 4),  # B is a root: only A's p4
+    }
+
+
 def test_account_daily_ratios(frames) -> None:
     activity, hierarchy, targets, sessions, seats = frames
     rows = {
