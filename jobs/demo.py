@@ -87,21 +87,28 @@ def people_table(spark, settings) -> Table:
     return table
 
 
-def accounts_table(spark, settings, as_of: dt.date, limit: int = 3) -> Table:
-    """Per tenant, on its latest gold date up to `as_of` (the last delivery: later dates hold
-    only early-stamped events): the largest accounts by rollup mau_28d."""
-    from pyspark.sql import Window
+def _latest_rows(spark, settings, table: str, as_of: dt.date):
+    """`table`'s rows on each tenant's latest date up to `as_of` (the last delivery: later
+    dates hold only early-stamped events)."""
     from pyspark.sql import functions as F
 
-    daily = spark.read.format("delta").load(settings.table_path("gold.account_daily"))
+    rows = spark.read.format("delta").load(settings.table_path(table))
     latest = (
-        daily.where(F.col("activity_date") <= as_of)
+        rows.where(F.col("activity_date") <= as_of)
         .groupBy("tenant_id")
         .agg(F.max("activity_date").alias("activity_date"))
     )
+    return rows.join(latest, ["tenant_id", "activity_date"])
+
+
+def accounts_table(spark, settings, as_of: dt.date, limit: int = 3) -> Table:
+    """Per tenant, on its latest gold date: the largest accounts by rollup mau_28d."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     ranked = (
-        daily.where(F.col("scope") == "rollup")
-        .join(latest, ["tenant_id", "activity_date"])
+        _latest_rows(spark, settings, "gold.account_daily", as_of)
+        .where(F.col("scope") == "rollup")
         .withColumn(
             "rank",
             F.row_number().over(
@@ -130,16 +137,9 @@ def at_risk_table(spark, settings, as_of: dt.date, limit: int = 10) -> Table:
     two components that cost each account most (what a customer-success manager acts on)."""
     from pyspark.sql import functions as F
 
-    health = spark.read.format("delta").load(settings.table_path("gold.account_health_daily"))
-    latest = (
-        health.where(F.col("activity_date") <= as_of)
-        .groupBy("tenant_id")
-        .agg(F.max("activity_date").alias("activity_date"))
-    )
     worst = (
-        health.where(F.col("scope") == "direct")
-        .join(latest, ["tenant_id", "activity_date"])
-        .where(F.col("band") != "healthy")
+        _latest_rows(spark, settings, "gold.account_health_daily", as_of)
+        .where((F.col("scope") == "direct") & (F.col("band") != "healthy"))
         .orderBy("health_score", "tenant_id", "account_id")
         .limit(limit)
     )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
@@ -50,13 +50,14 @@ from jobs.tables import (
     SILVER_PERSON_ACCOUNT_DAILY,
     SILVER_SESSIONS,
     SILVER_SUBSCRIPTIONS,
+    TableSpec,
 )
 from jobs.transforms import gold as rollups
+from jobs.transforms.marts import SHORT_WINDOW, TREND_LAG_DAYS
 
 ACTIVITY_REASONS = frozenset({"events", "identity", "attribution"})
 AS_OF_REASONS = frozenset({"hierarchy", "subscriptions"})
 WINDOW = rollups.LONGEST_WINDOW
-HEALTH_SHORT_WINDOW, HEALTH_TREND_LAG = 7, 28  # see jobs/transforms/marts.py
 
 PROGRESS_SCHEMA = T.StructType(
     [
@@ -132,10 +133,10 @@ def plan(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
             result.daily[t].update(date_range(done[t].horizon + dt.timedelta(days=1), horizon))
     for t, days in result.daily.items():
         for x in days:
-            last = min(x + dt.timedelta(days=HEALTH_SHORT_WINDOW - 1), horizons[t])
+            last = min(x + dt.timedelta(days=SHORT_WINDOW - 1), horizons[t])
             result.health[t].update(date_range(x, last))
-            if x + dt.timedelta(days=HEALTH_TREND_LAG) <= horizons[t]:
-                result.health[t].add(x + dt.timedelta(days=HEALTH_TREND_LAG))
+            if x + dt.timedelta(days=TREND_LAG_DAYS) <= horizons[t]:
+                result.health[t].add(x + dt.timedelta(days=TREND_LAG_DAYS))
     return result
 
 
@@ -147,6 +148,13 @@ def read_parts(ctx: RunContext, table: str, parts: Dates, column: str, schema: s
     return df.where(partition_predicate(parts, column))
 
 
+def publish(ctx: RunContext, table: TableSpec, rows: DataFrame, parts: Dates, column: str) -> None:
+    """Replace the `parts` partitions (dates in `column`) of `table` with `rows`."""
+    replace_partitions(
+        rows, ctx.path(table.name), partition_predicate(parts, column), table.partition_by
+    )
+
+
 def targets(ctx: RunContext, parts: Dates) -> DataFrame:
     return ctx.spark.createDataFrame(
         [(t, d) for t, days in sorted(parts.items()) for d in sorted(days)],
@@ -154,16 +162,38 @@ def targets(ctx: RunContext, parts: Dates) -> DataFrame:
     )
 
 
-def _window_inputs(daily: Dates) -> Dates:
-    """Activity dates the windows of `daily` read: D − 27 … D for each D."""
+def lookback(parts: Dates, offsets: Iterable[int]) -> Dates:
+    """The dates `offsets` days before each date of `parts` (what trailing windows read)."""
+    offsets = list(offsets)
     return {
-        t: {d - dt.timedelta(days=k) for d in days for k in range(WINDOW)}
-        for t, days in daily.items()
+        t: {d - dt.timedelta(days=k) for d in days for k in offsets}
+        for t, days in parts.items()
         if days
     }
 
 
-def in_force(ctx: RunContext, daily: Dates) -> tuple[DataFrame, Dates]:
+HIERARCHY_SCHEMA = "tenant_id string, as_of_date date, account_id string, ancestors array<string>"
+
+
+def hierarchy_on(ctx: RunContext, parts: Dates) -> DataFrame:
+    """silver.account_hierarchy rows as of the dates of `parts`."""
+    return read_parts(
+        ctx, SILVER_ACCOUNT_HIERARCHY.name, parts, "as_of_date", HIERARCHY_SCHEMA
+    ).select("tenant_id", "as_of_date", "account_id", "ancestors")
+
+
+def seats_on(ctx: RunContext, parts: Dates) -> DataFrame:
+    """Σ billable seats per (tenant, activity_date, account) from the snapshot in force on
+    each date of `parts` (see `transforms.gold.seats_in_force`)."""
+    snapshot_dates, snapshots = _in_force(ctx, parts)
+    subscriptions = read_parts(
+        ctx, SILVER_SUBSCRIPTIONS.name, snapshots, "delivery_date",
+        "tenant_id string, delivery_date date, account_id string, status string, seats int",
+    )  # fmt: skip
+    return rollups.seats_in_force(subscriptions, snapshot_dates)
+
+
+def _in_force(ctx: RunContext, daily: Dates) -> tuple[DataFrame, Dates]:
     """(tenant, activity_date, snapshot_date): the latest billing snapshot on or before each
     date, and the snapshot partitions to read."""
     subs = read_table(ctx.spark, ctx.path(SILVER_SUBSCRIPTIONS.name))
@@ -195,7 +225,7 @@ def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
     daily = {t: d for t, d in todo.daily.items() if d}
     activity_days = {t: d for t, d in todo.activity.items() if d}
     with ctx.stage("gold.inputs"):
-        inputs = _window_inputs(daily)
+        inputs = lookback(daily, range(WINDOW))
         for t, days in activity_days.items():
             inputs.setdefault(t, set()).update(days)
         activity = read_parts(
@@ -203,20 +233,12 @@ def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
             "tenant_id string, event_date date, person_id string, account_id string, "
             "events long, admin_actions long, collaboration_actions long, features array<string>",
         ).localCheckpoint()  # fmt: skip
-        hierarchy = read_parts(
-            ctx, SILVER_ACCOUNT_HIERARCHY.name, daily, "as_of_date",
-            "tenant_id string, as_of_date date, account_id string, ancestors array<string>",
-        ).select("tenant_id", "as_of_date", "account_id", "ancestors")  # fmt: skip
+        hierarchy = hierarchy_on(ctx, daily)
         sessions = read_parts(
             ctx, SILVER_SESSIONS.name, daily, "event_date",
             "tenant_id string, event_date date, account_id string, session_id string",
         )  # fmt: skip
-        snapshot_dates, snapshots = in_force(ctx, daily)
-        subscriptions = read_parts(
-            ctx, SILVER_SUBSCRIPTIONS.name, snapshots, "delivery_date",
-            "tenant_id string, delivery_date date, account_id string, status string, seats int",
-        )  # fmt: skip
-        seats = rollups.seats_in_force(subscriptions, snapshot_dates)
+        seats = seats_on(ctx, daily)
     with ctx.stage(GOLD_ACCOUNT_DAILY.name):
         rows = rollups.account_daily(
             activity,
@@ -227,24 +249,20 @@ def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
             metrics.version_of(GOLD_ACCOUNT_DAILY.name),
             ctx.run_id,
         )
-        replace_partitions(
-            rows,
-            ctx.path(GOLD_ACCOUNT_DAILY.name),
-            partition_predicate(daily, "activity_date"),
-            GOLD_ACCOUNT_DAILY.partition_by,
-        )
+        publish(ctx, GOLD_ACCOUNT_DAILY, rows, daily, "activity_date")
     if activity_days:
         with ctx.stage(GOLD_TENANT_DAILY.name):
-            replace_partitions(
+            publish(
+                ctx,
+                GOLD_TENANT_DAILY,
                 rollups.tenant_daily(
                     activity,
                     targets(ctx, activity_days),
                     metrics.version_of(GOLD_TENANT_DAILY.name),
                     ctx.run_id,
                 ),
-                ctx.path(GOLD_TENANT_DAILY.name),
-                partition_predicate(activity_days, "activity_date"),
-                GOLD_TENANT_DAILY.partition_by,
+                activity_days,
+                "activity_date",
             )
         with ctx.stage(GOLD_ACCOUNT_HOURLY.name):
             events = read_parts(
@@ -256,13 +274,14 @@ def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
                 [(t, ctx.settings.timezone_of(t)) for t in sorted(activity_days)],
                 "tenant_id string, timezone string",
             )
-            replace_partitions(
+            publish(
+                ctx,
+                GOLD_ACCOUNT_HOURLY,
                 rollups.account_hourly(
                     events, zones, metrics.version_of(GOLD_ACCOUNT_HOURLY.name), ctx.run_id
                 ),
-                ctx.path(GOLD_ACCOUNT_HOURLY.name),
-                partition_predicate(activity_days, "activity_date"),
-                GOLD_ACCOUNT_HOURLY.partition_by,
+                activity_days,
+                "activity_date",
             )
     ctx.log.info(
         "gold: account_daily %d partitions, hourly and tenant_daily %d partitions, %d tenants",

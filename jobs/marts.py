@@ -23,18 +23,25 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.context import RunContext
-from jobs.delta_io import Dates, date_range, partition_predicate, read_table, replace_partitions
-from jobs.gold import WINDOW, Plan, in_force, read_parts, targets
+from jobs.delta_io import Dates, date_range, read_table
+from jobs.gold import (
+    WINDOW,
+    Plan,
+    hierarchy_on,
+    lookback,
+    publish,
+    read_parts,
+    seats_on,
+    targets,
+)
 from jobs.tables import (
     GOLD_ACCOUNT_ACTIVATION,
     GOLD_ACCOUNT_DAILY,
     GOLD_ACCOUNT_HEALTH_DAILY,
     GOLD_ACCOUNT_RETENTION_MONTHLY,
     GOLD_FEATURE_ADOPTION_DAILY,
-    SILVER_ACCOUNT_HIERARCHY,
     SILVER_ACCOUNTS,
     SILVER_PERSON_ACCOUNT_DAILY,
-    SILVER_SUBSCRIPTIONS,
     SILVER_TICKETS,
 )
 from jobs.transforms import gold as rollups
@@ -49,15 +56,10 @@ ACTIVITY_SCHEMA = (
     "tenant_id string, event_date date, person_id string, account_id string, events long, "
     "features array<string>, feature_events map<string, long>"
 )
-HIERARCHY_SCHEMA = "tenant_id string, as_of_date date, account_id string, ancestors array<string>"
 
 
 def _nonempty(parts: Dates) -> Dates:
     return {t: set(d) for t, d in parts.items() if d}
-
-
-def _hierarchy(ctx: RunContext, parts: Dates) -> DataFrame:
-    return read_parts(ctx, SILVER_ACCOUNT_HIERARCHY.name, parts, "as_of_date", HIERARCHY_SCHEMA)
 
 
 def build(ctx: RunContext, todo: Plan, horizons: Mapping[str, dt.date]) -> None:
@@ -77,42 +79,30 @@ def build(ctx: RunContext, todo: Plan, horizons: Mapping[str, dt.date]) -> None:
 def _feature_adoption(ctx: RunContext, daily: Dates) -> None:
     table = GOLD_FEATURE_ADOPTION_DAILY
     with ctx.stage(table.name):
-        windows = {
-            t: {d - dt.timedelta(days=k) for d in days for k in range(WINDOW)}
-            for t, days in daily.items()
-        }
         activity = read_parts(
-            ctx, SILVER_PERSON_ACCOUNT_DAILY.name, windows, "event_date", ACTIVITY_SCHEMA
+            ctx,
+            SILVER_PERSON_ACCOUNT_DAILY.name,
+            lookback(daily, range(WINDOW)),
+            "event_date",
+            ACTIVITY_SCHEMA,
         )
         mau = read_parts(ctx, GOLD_ACCOUNT_DAILY.name, daily, "activity_date", ACCOUNT_DAILY_SCHEMA)
         rows = marts.feature_adoption_daily(
             activity,
             targets(ctx, daily),
-            _hierarchy(ctx, daily),
+            hierarchy_on(ctx, daily),
             mau,
             ctx.settings.metrics.version_of(table.name),
             ctx.run_id,
         )
-        replace_partitions(
-            rows,
-            ctx.path(table.name),
-            partition_predicate(daily, "activity_date"),
-            table.partition_by,
-        )
+        publish(ctx, table, rows, daily, "activity_date")
 
 
 def _health(ctx: RunContext, health: Dates) -> None:
     table = GOLD_ACCOUNT_HEALTH_DAILY
     spark = ctx.spark
     with ctx.stage(table.name):
-        inputs = {
-            t: {
-                d - dt.timedelta(days=k)
-                for d in days
-                for k in (*range(marts.SHORT_WINDOW), marts.TREND_LAG_DAYS)
-            }
-            for t, days in health.items()
-        }
+        inputs = lookback(health, (*range(marts.SHORT_WINDOW), marts.TREND_LAG_DAYS))
         account_days = read_parts(
             ctx, GOLD_ACCOUNT_DAILY.name, inputs, "activity_date", ACCOUNT_DAILY_SCHEMA
         )
@@ -120,15 +110,8 @@ def _health(ctx: RunContext, health: Dates) -> None:
             ctx, GOLD_FEATURE_ADOPTION_DAILY.name, health, "activity_date",
             "tenant_id string, activity_date date, scope string, account_id string",
         )  # fmt: skip
-        hierarchy = _hierarchy(ctx, health)
-        snapshot_dates, snapshots = in_force(ctx, health)
-        subscriptions = read_parts(
-            ctx, SILVER_SUBSCRIPTIONS.name, snapshots, "delivery_date",
-            "tenant_id string, delivery_date date, account_id string, status string, seats int",
-        )  # fmt: skip
-        seats = rollups.scoped_seats(
-            rollups.seats_in_force(subscriptions, snapshot_dates), hierarchy
-        )
+        hierarchy = hierarchy_on(ctx, health)
+        seats = rollups.scoped_seats(seats_on(ctx, health), hierarchy)
         goal = targets(ctx, health)
         tickets = read_table(spark, ctx.path(SILVER_TICKETS.name))
         if tickets is None:
@@ -152,12 +135,7 @@ def _health(ctx: RunContext, health: Dates) -> None:
             ctx.settings.metrics.version_of(table.name),
             ctx.run_id,
         )
-        replace_partitions(
-            rows,
-            ctx.path(table.name),
-            partition_predicate(health, "activity_date"),
-            table.partition_by,
-        )
+        publish(ctx, table, rows, health, "activity_date")
 
 
 def _tiers(ctx: RunContext, goal: DataFrame, tenants: list[str]) -> DataFrame:
@@ -211,12 +189,7 @@ def _activation(
             ctx.settings.metrics.version_of(table.name),
             ctx.run_id,
         )
-        replace_partitions(
-            rows,
-            ctx.path(table.name),
-            partition_predicate(ranges, "first_active_date"),
-            table.partition_by,
-        )
+        publish(ctx, table, rows, ranges, "first_active_date")
 
 
 def _month(day: dt.date) -> dt.date:
@@ -252,7 +225,9 @@ def _retention(
         grid = ctx.spark.createDataFrame(
             rows, "tenant_id string, activity_month date, month_complete boolean"
         )
-        replace_partitions(
+        publish(
+            ctx,
+            table,
             marts.account_retention_monthly(
                 cohorts.select("tenant_id", "account_id", "first_active_date"),
                 active,
@@ -260,7 +235,6 @@ def _retention(
                 ctx.settings.metrics.version_of(table.name),
                 ctx.run_id,
             ),
-            ctx.path(table.name),
-            partition_predicate(months, "activity_month"),
-            table.partition_by,
+            months,
+            "activity_month",
         )
