@@ -344,8 +344,11 @@ def test_restated_dates(world) -> None:
     assert r2.restated["initech"] == {D2: {"hierarchy", "accounts"}}  # A's tier, D2 only
     # the group change re-derives D1–D3; only D3 (M moved, H entered the CRM) differs
     assert r3.restated["initech"] == {D3: {"hierarchy", "accounts"}}
-    # acme: the new hierarchy dates only (its accounts did not change after D1)
-    assert r2.restated["acme"] == {D2: {"hierarchy", "subscriptions"}}
+    # acme: the new hierarchy dates (its accounts did not change after D1), and the local
+    # created date of the tickets D1 and D2 added or changed (health's support load)
+    created = dt.date(2026, 3, 1)
+    assert "tickets" in r1.restated["acme"][created]
+    assert r2.restated["acme"] == {D2: {"hierarchy", "subscriptions"}, created: {"tickets"}}
     assert r3.restated["acme"] == {D3: {"hierarchy"}}
 
 
