@@ -54,7 +54,7 @@ ACCOUNT_DAILY_SCHEMA = (
 )
 ACTIVITY_SCHEMA = (
     "tenant_id string, event_date date, person_id string, account_id string, events long, "
-    "features array<string>, feature_events map<string, long>"
+    "features array<string>, feature_events array<struct<feature_key: string, events: long>>"
 )
 
 

@@ -39,14 +39,14 @@ def _targets(spark, dates):
 def test_feature_adoption_counts_day_users_events_and_28_day_adopters(spark):
     activity = spark.createDataFrame(
         [
-            (T, day(1), "p1", "A", 2, {"f1": 2}),
-            (T, day(1), "p1", "B", 1, {"f1": 1}),
-            (T, day(3), "p2", "B", 3, {"f1": 1, "f2": 2}),
-            (T, day(3), "p3", "A", 1, {}),
-            (T, day(30), "p2", "B", 1, {"f2": 1}),
+            (T, day(1), "p1", "A", 2, [("f1", 2)]),
+            (T, day(1), "p1", "B", 1, [("f1", 1)]),
+            (T, day(3), "p2", "B", 3, [("f1", 1), ("f2", 2)]),
+            (T, day(3), "p3", "A", 1, []),
+            (T, day(30), "p2", "B", 1, [("f2", 1)]),
         ],
         "tenant_id string, event_date date, person_id string, account_id string, events long, "
-        "feature_events map<string, long>",
+        "feature_events array<struct<feature_key: string, events: long>>",
     )
     dates = [day(1), day(3), day(30)]
     mau = spark.createDataFrame(

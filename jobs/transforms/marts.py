@@ -43,18 +43,22 @@ def feature_adoption_daily(
 ) -> DataFrame:
     """One row per (tenant, activity_date, scope, account, feature_key) with adopters_28d > 0.
 
-    `activity`: silver.person_account_daily rows (feature_events: feature → qualifying
-    events) over the targets' 28-day windows. `account_mau`: the same dates' account_daily
-    rows (tenant_id, activity_date, scope, account_id, mau_28d). users / events count the
-    date itself, adopters_28d the distinct persons who used the feature in [D−27, D], and
-    adoption_share = adopters_28d / the account's mau_28d in that scope.
+    `activity`: silver.person_account_daily rows (feature_events: each feature with its
+    qualifying events) over the targets' 28-day windows. `account_mau`: the same dates'
+    account_daily rows (tenant_id, activity_date, scope, account_id, mau_28d). users and
+    events count the date itself, adopters_28d the distinct persons who used the feature in
+    [D−27, D], and adoption_share = adopters_28d / the account's mau_28d in that scope.
     """
-    uses = activity.where(F.col("events") > 0).select(
-        "tenant_id",
-        "event_date",
-        "person_id",
-        "account_id",
-        F.explode("feature_events").alias("feature_key", "feature_events"),
+    uses = (
+        activity.where(F.col("events") > 0)
+        .select(
+            "tenant_id",
+            "event_date",
+            "person_id",
+            "account_id",
+            F.inline("feature_events"),
+        )
+        .withColumnRenamed("events", "feature_events")
     )
     counted = uses.select("*", _window_dates("event_date", LONGEST_WINDOW).alias("activity_date"))
     counted = counted.join(F.broadcast(targets), ["tenant_id", "activity_date"], "left_semi")

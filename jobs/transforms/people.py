@@ -34,12 +34,15 @@ GROUP_CALL_COLUMNS = (
 
 
 def _histogram(values: Column) -> Column:
-    """array<string> → map<string, long> of each distinct value's occurrences."""
-    return F.map_from_entries(
-        F.transform(
-            F.array_sort(F.array_distinct(values)),
-            lambda k: F.struct(k, F.size(F.filter(values, lambda v: v == k)).cast("long")),
-        )
+    """array<string> → array<struct<feature_key, events>>: each distinct value and how often
+    it occurs, sorted by value (an array, not a map, so rows stay comparable in set
+    operations)."""
+    return F.transform(
+        F.array_sort(F.array_distinct(values)),
+        lambda k: F.struct(
+            k.alias("feature_key"),
+            F.size(F.filter(values, lambda v: v == k)).cast("long").alias("events"),
+        ),
     )
 
 
@@ -49,7 +52,7 @@ def person_account_daily(run_id: str) -> Callable[[DataFrame], DataFrame]:
     `events` counts qualifying events only (SPEC §4.3); `all_events` counts every call, so
     a person seen only through identify / group calls still has a row (membership evidence)
     with events = 0. `role` is the role of the day's latest identify call that carried one.
-    `feature_events` maps each feature_key used that day to its qualifying events (feature
+    `feature_events` lists each feature_key used that day with its qualifying events (feature
     adoption counts events per feature from it); `features` is its sorted keys.
     """
 
