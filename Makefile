@@ -7,6 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JARS_STAMP := .cache/jars/.resolved
+ASSETS_STAMP := .cache/docs-assets/.fetched
 LINT_DIRS := $(wildcard jobs tests dags notebooks)
 
 export PYTHONDONTWRITEBYTECODE := 1
@@ -16,7 +17,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(STAMP) $(JARS_STAMP)  ## Create .venv, install pinned packages and Delta's jars (idempotent)
+setup: $(STAMP) $(JARS_STAMP) $(ASSETS_STAMP)  ## Create .venv, install pinned packages, Delta's jars, Data Docs assets (idempotent)
 	@echo "setup: ready (.venv/bin/lakehouse, Delta jars in .cache/jars)"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -31,6 +32,9 @@ $(STAMP): requirements.lock pyproject.toml
 jars: $(JARS_STAMP)  ## Resolve Delta's jars from Maven Central into .cache/jars
 $(JARS_STAMP): $(STAMP) conf/lakehouse.yaml
 	$(BIN)/python -m jobs.jars resolve && touch $@
+
+$(ASSETS_STAMP): $(STAMP) jobs/docs_assets.py  # CSS/JS the Data Docs pages use, from the npm registry
+	$(BIN)/python -m jobs.docs_assets fetch && touch $@
 
 demo: setup  ## Generate the small preset, run the pipeline over several days, print the summary
 	$(BIN)/python -m jobs.demo

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.context import RunContext
-from jobs.delta_io import partition_predicate, replace_partitions
+from jobs.delta_io import partition_predicate
 from jobs.tables import BRONZE, SOURCES
 from jobs.validation import InputError, require_tenant_id
 
@@ -160,12 +160,7 @@ def _ingest_source(
     predicate = partition_predicate(
         {d.tenant_id: [delivery_date] for d in deliveries}, "delivery_date"
     )
-    replace_partitions(
-        to_bronze(lines, ctx.run_id, ctx.started_at),
-        ctx.path(spec.name),
-        predicate,
-        spec.partition_by,
-    )
+    ctx.gates.publish(spec, to_bronze(lines, ctx.run_id, ctx.started_at), predicate, raw=True)
     ctx.log.info(
         "%s: %s tenants, %s lines for %s",
         spec.name,

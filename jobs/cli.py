@@ -5,6 +5,8 @@
     lakehouse backfill --start D1 --end D2 [--tenant T ...]
     lakehouse sql      "SELECT ... FROM silver.events ..."
     lakehouse metrics-doc [--out docs/metrics.md]
+    lakehouse gate     --layer bronze|silver|gold --date D [--tenant T ...]
+    lakehouse runs     [--limit N]
 
 Locations come from flags or LAKEHOUSE_LANDING / LAKEHOUSE_WAREHOUSE / LAKEHOUSE_CONF.
 Every error names the flag, file or key at fault; exit status is 0 only on full success.
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from jobs.config import ConfigError, Settings, load_settings
@@ -110,6 +113,8 @@ def _execute(command: str, settings: Settings, dates: list[dt.date],
     except (ConfigError, InputError) as exc:
         raise _fail(str(exc)) from None
     _print_stats(result)
+    if result.data_docs:
+        console.print(f"quality report (Great Expectations Data Docs): {result.data_docs}")
     if result.status != "succeeded":
         raise _fail(f"run {result.run_id} failed: {result.error}", code=1)
 
@@ -233,6 +238,96 @@ def partitions(
             str(sum(r.files_added for r in rows)),
             str(sum(r.files_removed for r in rows)),
         )
+    console.print(table)
+
+
+@app.command()
+def gate(
+    layer: Annotated[str, typer.Option("--layer", help="bronze, silver or gold.")],
+    date: Annotated[str, typer.Option("--date", help="Partition / delivery date YYYY-MM-DD.")],
+    tenant: TenantOpt = None,
+    warehouse: WarehouseOpt = None,
+    conf: ConfOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Re-run a layer's quality gates on its published partitions of one date."""
+    from jobs.context import RunContext, configure_logging, new_run_id
+    from jobs.gates import recheck
+    from jobs.ledger import record_quality
+    from jobs.spark import build_session
+
+    if layer not in ("bronze", "silver", "gold"):
+        raise _fail(f"--layer: {layer!r} is not one of bronze, silver, gold")
+    day = _date(date, "--date")
+    tenants = _tenants(tenant)
+    settings = _settings(conf, None, warehouse, profile)
+    tenants = tenants or list(settings.tenants.ids())
+    run_id = new_run_id()
+    log = configure_logging(run_id)
+    spark = build_session(settings, app_name="lakehouse gate")
+    ctx = RunContext(spark, settings, run_id, "gate", b"", log=log)
+    try:
+        outcomes = recheck(ctx, layer, day, tenants)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    record_quality(ctx, outcomes)
+    docs = ctx.gates.data_docs()
+    table = Table("table", "rule", "severity", "tenant", "result", "observed",
+                  title=f"{layer} gates on {day} ({run_id})", title_justify="left")  # fmt: skip
+    for o in outcomes:
+        verdict = "pass" if o.success else ("FAIL" if o.severity == "fail" else "warn")
+        cells = (o.table, o.rule, o.severity, o.tenant_id or "all", verdict, o.observed)
+        table.add_row(*map(escape, cells))  # rule names hold [column]: not Rich markup
+    console.print(table)
+    if docs:
+        console.print(f"quality report (Great Expectations Data Docs): {docs}")
+    if not outcomes:
+        raise _fail(f"--date: nothing published in {layer} for {day} and these tenants", 1)
+    failure = ctx.gates.failure()
+    if failure is not None:
+        raise _fail(str(failure), code=1)
+
+
+@app.command()
+def runs(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Runs to list.")] = 20,
+    warehouse: WarehouseOpt = None,
+    conf: ConfOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Recent runs from the ledger (ops.pipeline_runs), newest first, with their outcome."""
+    from pyspark.sql import functions as F
+
+    from jobs.delta_io import read_table
+    from jobs.spark import build_session
+
+    settings = _settings(conf, None, warehouse, profile)
+    spark = build_session(settings, app_name="lakehouse runs")
+    ledger = read_table(spark, settings.table_path("ops.pipeline_runs"))
+    if ledger is None:
+        raise _fail(f"--warehouse: no ops.pipeline_runs under {settings.warehouse}")
+    last = (
+        ledger.groupBy("run_id")
+        .agg(F.max_by(F.struct(*ledger.columns), "recorded_at").alias("r"))
+        .select("r.*")
+        .orderBy(F.col("started_at").desc())
+        .limit(limit)
+        .collect()
+    )
+    table = Table("run", "command", "deliveries", "tenants", "status", "seconds", "gates",
+                  "detail")  # fmt: skip
+    for r in last:
+        dates = sorted(r.delivery_dates or [])
+        span = f"{dates[0]}…{dates[-1]}" if len(dates) > 1 else (str(dates[0]) if dates else "")
+        status = "running or interrupted" if r.status == "started" else r.status
+        fields = r.asDict()
+        blocked = fields.get("blocked_tenants") or []
+        gates = f"blocked {', '.join(blocked)}" if blocked else (
+            "passed" if fields.get("gate_seconds") is not None and r.status != "started" else ""
+        )  # fmt: skip
+        detail = (r.error or fields.get("data_docs") or "")[:120]
+        table.add_row(r.run_id, r.command, span, ", ".join(r.tenants or []) or "all", status,
+                      f"{r.duration_s:.0f}" if r.duration_s else "", gates, detail)  # fmt: skip
     console.print(table)
 
 

@@ -47,6 +47,7 @@ HEALTH_COMPONENTS = (
     "trend",
 )
 TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
+SEVERITIES = ("fail", "warn")  # of a quality rule: fail blocks the tenant, warn reports
 
 
 class ConfigError(ValueError):
@@ -233,6 +234,22 @@ class ActivationConf:
     within_days: int
 
 
+@dataclass(frozen=True)
+class QualityConf:
+    """`conf/quality.yaml`: the Great Expectations gates (suites live in `expectations/`)."""
+
+    suites_dir: str  # relative to the project folder unless absolute
+    params: dict[str, float]  # thresholds the suites refer to as ${name} / $PARAMETER
+    severity: dict[str, str] = field(default_factory=dict)  # "table:rule" → fail | warn
+    trailing_deliveries: int = 7
+    result_format: str = "SUMMARY"
+    data_docs: bool = True
+
+    def suites_path(self) -> Path:
+        path = Path(self.suites_dir)
+        return path if path.is_absolute() else PROJECT_DIR / path
+
+
 # --------------------------------------------------------------------------- generic loader
 
 T = TypeVar("T")
@@ -366,6 +383,18 @@ def _check(obj: Any, path: Path) -> None:
         for name in ("min_active_users", "min_features", "within_days"):
             if getattr(obj, name) < 1:
                 raise ConfigError(f"{path}: {name}: must be >= 1")
+    elif isinstance(obj, QualityConf):
+        for key, value in obj.severity.items():
+            if value not in SEVERITIES:
+                raise ConfigError(f"{path}: severity.{key}: {value!r} is not one of fail, warn")
+            if ":" not in key:
+                raise ConfigError(f"{path}: severity.{key}: name a rule as 'layer.table:rule'")
+        if obj.trailing_deliveries < 1:
+            raise ConfigError(f"{path}: trailing_deliveries: must be >= 1")
+        if obj.result_format not in ("BOOLEAN_ONLY", "BASIC", "SUMMARY"):
+            raise ConfigError(f"{path}: result_format: one of BOOLEAN_ONLY, BASIC, SUMMARY")
+        if not obj.suites_path().is_dir():
+            raise ConfigError(f"{path}: suites_dir: {obj.suites_path()} is not a directory")
     elif isinstance(obj, Taxonomy):
         names: set[str] = set()
         for i, entry in enumerate(obj.events):
@@ -424,6 +453,7 @@ class Settings:
     metrics: MetricDictionary
     health: HealthConf
     activation: ActivationConf
+    quality: QualityConf
 
     @property
     def profile(self) -> SparkProfile:
@@ -481,4 +511,5 @@ def load_settings(
         metrics=load_file(MetricDictionary, conf / "metrics.yaml"),
         health=load_file(HealthConf, conf / "health_score.yaml"),
         activation=load_file(ActivationConf, conf / "activation.yaml"),
+        quality=load_file(QualityConf, conf / "quality.yaml"),
     )

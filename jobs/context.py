@@ -10,10 +10,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pyspark.sql import SparkSession
 
 from jobs.config import Settings
+
+if TYPE_CHECKING:
+    from jobs.gates import Gatekeeper
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -68,10 +72,21 @@ class RunContext:
 
     timings: dict[str, float] = field(default_factory=dict)
     spark_jobs: dict[str, int] = field(default_factory=dict)
+    restated_partitions: int = 0
+    _gates: Gatekeeper | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # every Delta commit of the run carries its id (DESCRIBE HISTORY, `lakehouse partitions`)
         self.spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", self.run_id)
+
+    @property
+    def gates(self) -> Gatekeeper:
+        """The run's quality gates: every silver and gold write goes through them."""
+        if self._gates is None:
+            from jobs.gates import Gatekeeper  # quality pulls in Great Expectations lazily
+
+            self._gates = Gatekeeper(self)
+        return self._gates
 
     def path(self, table: str) -> str:
         return self.settings.table_path(table)

@@ -152,8 +152,9 @@ def replace_partitions(
 
 
 def append(df: DataFrame, path: str, partition_by: tuple[str, ...] = ()) -> None:
-    """Append rows (ledger tables); creates the table on first write."""
-    writer = df.write.format("delta").mode("append")
+    """Append rows (ledger tables); creates the table on first write. New columns of a
+    ledger row are added to the table (older rows hold NULL there)."""
+    writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
     if partition_by and not table_exists(df.sparkSession, path):
         writer = writer.partitionBy(*partition_by)
     writer.save(path)

@@ -149,10 +149,9 @@ def read_parts(ctx: RunContext, table: str, parts: Dates, column: str, schema: s
 
 
 def publish(ctx: RunContext, table: TableSpec, rows: DataFrame, parts: Dates, column: str) -> None:
-    """Replace the `parts` partitions (dates in `column`) of `table` with `rows`."""
-    replace_partitions(
-        rows, ctx.path(table.name), partition_predicate(parts, column), table.partition_by
-    )
+    """Replace the `parts` partitions (dates in `column`) of `table` with `rows`, through
+    the table's quality gate."""
+    ctx.gates.publish(table, rows, partition_predicate(parts, column))
 
 
 def targets(ctx: RunContext, parts: Dates) -> DataFrame:
@@ -294,6 +293,7 @@ def build(ctx: RunContext, horizons: Mapping[str, dt.date]) -> Plan:
 
 def record_progress(ctx: RunContext, horizons: Mapping[str, dt.date], todo: Plan) -> None:
     """After gold is published: the tenants' horizons and the restatements consumed."""
+    horizons = {t: h for t, h in horizons.items() if t not in ctx.gates.blocked}
     if not horizons:
         return
     now = utc_now()

@@ -1,7 +1,10 @@
-"""The run ledger: `ops.pipeline_runs` and `ops.delivery_stats` (append-only Delta tables).
+"""The run ledger: `ops.pipeline_runs`, `ops.delivery_stats` and `ops.quality_results`
+(append-only Delta tables).
 
 A run appends a `started` row when it begins and a `succeeded` or `failed` row when it
-ends; a run with only `started` was interrupted. Only counts travel to the driver.
+ends; a run with only `started` was interrupted. The final row carries the run's summary:
+stage seconds, delivery counts, restated partitions, gate outcome and the Data Docs link.
+Only counts travel to the driver.
 """
 
 from __future__ import annotations
@@ -9,12 +12,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from pyspark.sql import types as T
 
 from jobs.context import RunContext
 from jobs.delta_io import append
-from jobs.tables import OPS_DELIVERY_STATS, OPS_PIPELINE_RUNS, OPS_RESTATEMENTS
+from jobs.tables import (
+    OPS_DELIVERY_STATS,
+    OPS_PIPELINE_RUNS,
+    OPS_QUALITY_RESULTS,
+    OPS_RESTATEMENTS,
+)
 
 RUN_SCHEMA = T.StructType(
     [
@@ -27,6 +36,44 @@ RUN_SCHEMA = T.StructType(
         T.StructField("recorded_at", T.TimestampType(), False),
         T.StructField("duration_s", T.DoubleType(), True),
         T.StructField("error", T.StringType(), True),
+        T.StructField("stage_seconds", T.MapType(T.StringType(), T.DoubleType()), True),
+        T.StructField("stage_rows", T.MapType(T.StringType(), T.LongType()), True),
+        T.StructField("restated_partitions", T.LongType(), True),
+        T.StructField("gate_seconds", T.DoubleType(), True),
+        T.StructField("gate_failures", T.ArrayType(T.StringType()), True),
+        T.StructField("gate_warnings", T.LongType(), True),
+        T.StructField("blocked_tenants", T.ArrayType(T.StringType()), True),
+        T.StructField("data_docs", T.StringType(), True),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the final ledger row of a run says beyond its status."""
+
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_rows: dict[str, int] = field(default_factory=dict)  # landed, accepted, rejected, …
+    restated_partitions: int = 0
+    gate_seconds: float = 0.0
+    gate_failures: tuple[str, ...] = ()
+    gate_warnings: int = 0
+    blocked_tenants: tuple[str, ...] = ()
+    data_docs: str | None = None
+
+
+QUALITY_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("delivery_date", T.DateType(), True),
+        T.StructField("table_name", T.StringType(), False),
+        T.StructField("rule", T.StringType(), False),
+        T.StructField("expectation", T.StringType(), False),
+        T.StructField("severity", T.StringType(), False),
+        T.StructField("tenant_id", T.StringType(), True),  # NULL: the whole slice
+        T.StructField("success", T.BooleanType(), False),
+        T.StructField("observed", T.StringType(), True),
+        T.StructField("recorded_at", T.TimestampType(), False),
     ]
 )
 
@@ -88,8 +135,10 @@ def record_run(
     dates: Sequence[dt.date],
     tenants: Sequence[str] | None,
     error: str | None = None,
+    summary: RunSummary | None = None,
 ) -> None:
     now = utc_now()
+    summary = summary or RunSummary()
     started = ctx.started_at.replace(tzinfo=None)
     row = (
         ctx.run_id,
@@ -101,6 +150,14 @@ def record_run(
         now,
         None if status == "started" else (now - started).total_seconds(),
         error,
+        summary.stage_seconds or None,
+        summary.stage_rows or None,
+        summary.restated_partitions,
+        summary.gate_seconds,
+        list(summary.gate_failures),
+        summary.gate_warnings,
+        list(summary.blocked_tenants),
+        summary.data_docs,
     )
     df = ctx.spark.createDataFrame([row], RUN_SCHEMA)
     append(df, ctx.path(OPS_PIPELINE_RUNS.name))
@@ -132,6 +189,19 @@ def record_delivery_stats(ctx: RunContext, stats: Sequence[DeliveryStats]) -> No
             )
         )
     append(ctx.spark.createDataFrame(rows, STATS_SCHEMA), ctx.path(OPS_DELIVERY_STATS.name))
+
+
+def record_quality(ctx: RunContext, outcomes: Sequence[Any]) -> None:
+    """Append gate outcomes (`jobs.quality.Outcome`) to `ops.quality_results`."""
+    if not outcomes:
+        return
+    now = utc_now()
+    rows = [
+        (ctx.run_id, o.delivery_date, o.table, o.rule, o.expectation, o.severity, o.tenant_id,
+         o.success, o.observed, now)
+        for o in outcomes
+    ]  # fmt: skip
+    append(ctx.spark.createDataFrame(rows, QUALITY_SCHEMA), ctx.path(OPS_QUALITY_RESULTS.name))
 
 
 RESTATEMENT_SCHEMA = T.StructType(

@@ -22,7 +22,9 @@ from jobs.context import RunContext, configure_logging, new_run_id
 from jobs.delta_io import read_table, tenants_predicate
 from jobs.ledger import (
     DeliveryStats,
+    RunSummary,
     record_delivery_stats,
+    record_quality,
     record_restatements,
     record_run,
 )
@@ -41,6 +43,7 @@ class RunResult:
     status: str
     stats: tuple[DeliveryStats, ...]
     error: str | None = None
+    data_docs: str | None = None  # index.html of the Great Expectations Data Docs
 
 
 def _horizons(ctx: RunContext, tenants: Sequence[str]) -> dict[str, dt.date]:
@@ -61,6 +64,7 @@ def run_delivery(
     ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str] | None
 ) -> list[DeliveryStats]:
     """Process one delivery date (all tenants in landing, or only `tenants`)."""
+    ctx.gates.delivery_date = delivery_date
     landed = bronze.ingest(ctx, delivery_date, tenants)
     event_tenants = landed.tenants["events"]
     silver = silver_events.build(ctx, delivery_date, event_tenants)
@@ -81,9 +85,13 @@ def run_delivery(
     restated: dict[str, dict[dt.date, set[str]]] = defaultdict(lambda: defaultdict(set))
     for part in (people.restated, accounts.restated):
         for tenant, days in part.items():
+            if tenant in ctx.gates.blocked:
+                continue
             for day, reasons in days.items():
                 restated[tenant][day] |= set(reasons)
     record_restatements(ctx, delivery_date, restated)
+    ctx.restated_partitions += sum(len(days) for days in restated.values())
+    horizons = {t: h for t, h in horizons.items() if t not in ctx.gates.blocked}
     todo = gold.build(ctx, horizons)
     marts.build(ctx, todo, horizons)
     gold.record_progress(ctx, horizons, todo)
@@ -103,6 +111,7 @@ def run_delivery(
         for t in event_tenants
     ]
     record_delivery_stats(ctx, stats)
+    record_quality(ctx, ctx.gates.unrecorded())
     broken = [s for s in stats if not s.is_conserved]
     if broken:
         detail = "; ".join(
@@ -164,9 +173,53 @@ def execute(
         message = f"{type(exc).__name__}: {exc}"
         log.error("run failed: %s", message)
         log.debug(traceback.format_exc())
-        record_run(ctx, "failed", dates, tenants, error=message[:4000])
+        record_quality(ctx, ctx.gates.unrecorded())
+        record_run(ctx, "failed", dates, tenants, message[:4000], _summary(ctx, all_stats))
         return RunResult(run_id, "failed", tuple(all_stats), message)
-    record_run(ctx, "succeeded", dates, tenants)
+    docs = _data_docs(ctx)
+    summary = _summary(ctx, all_stats, docs)
+    failure = ctx.gates.failure()
+    if failure is not None:
+        message = f"{type(failure).__name__}: {failure}"
+        log.error("run failed: %s", message)
+        record_run(ctx, "failed", dates, tenants, message[:4000], summary)
+        return RunResult(run_id, "failed", tuple(all_stats), message, docs)
+    record_run(ctx, "succeeded", dates, tenants, summary=summary)
     log.info("run succeeded; stage seconds: %s",
              ", ".join(f"{k} {v:.1f}" for k, v in ctx.timings.items()))  # fmt: skip
-    return RunResult(run_id, "succeeded", tuple(all_stats))
+    if docs:
+        log.info("data docs: %s", docs)
+    return RunResult(run_id, "succeeded", tuple(all_stats), None, docs)
+
+
+def _data_docs(ctx: RunContext) -> str | None:
+    """Render the run's validation results; a rendering problem is logged, not fatal."""
+    try:
+        with ctx.stage("gate data docs"):
+            return ctx.gates.data_docs()
+    except Exception as exc:
+        ctx.log.warning("data docs not built: %s: %s", type(exc).__name__, exc)
+        return None
+
+
+def _summary(
+    ctx: RunContext, stats: Sequence[DeliveryStats], docs: str | None = None
+) -> RunSummary:
+    rows = {"landed": 0, "accepted": 0, "rejected": 0, "duplicates": 0}
+    for s in stats:
+        rows["landed"] += s.landed_lines
+        rows["accepted"] += s.accepted
+        rows["rejected"] += s.rejected
+        rows["duplicates"] += s.duplicates
+    gates = ctx.gates
+    rows.update({f"validated {t}": n for t, n in sorted(gates.rows_validated.items())})
+    return RunSummary(
+        stage_seconds={k: round(v, 3) for k, v in ctx.timings.items()},
+        stage_rows=rows,
+        restated_partitions=ctx.restated_partitions,
+        gate_seconds=round(gates.seconds, 3),
+        gate_failures=tuple(o.describe() for reasons in gates.blocked.values() for o in reasons),
+        gate_warnings=sum(1 for o in gates.outcomes if not o.success and o.severity == "warn"),
+        blocked_tenants=tuple(sorted(gates.blocked)),
+        data_docs=docs,
+    )

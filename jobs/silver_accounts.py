@@ -61,7 +61,6 @@ from jobs.delta_io import (
     date_range,
     partition_predicate,
     read_table,
-    replace_partitions,
     tenants_predicate,
 )
 from jobs.tables import (
@@ -286,11 +285,10 @@ def build(
 
         rejects = [parsed[s].transform(rejected_records(s, ctx.run_id)) for s in TYPED_TABLES]
         with ctx.stage(SILVER_RECORDS_REJECTED.name):
-            replace_partitions(
+            ctx.gates.publish(
+                SILVER_RECORDS_REJECTED,
                 reduce(lambda a, b: a.unionByName(b), rejects),
-                ctx.path(SILVER_RECORDS_REJECTED.name),
                 delivery_pred,
-                SILVER_RECORDS_REJECTED.partition_by,
             )
 
         def all_rows(source: str) -> DataFrame:
@@ -302,11 +300,10 @@ def build(
 
         # 3. Tickets: current state, whole tenant partitions.
         with ctx.stage(SILVER_TICKETS.name):
-            replace_partitions(
+            ctx.gates.publish(
+                SILVER_TICKETS,
                 all_rows("tickets").transform(current_tickets(timezones, ctx.run_id)),
-                ctx.path(SILVER_TICKETS.name),
                 in_tenants,
-                SILVER_TICKETS.partition_by,
             )
 
         # 4. Accounts SCD2 and 5. hierarchy, from all snapshots and group calls.
@@ -342,9 +339,7 @@ def build(
         # half-way, its re-run still sees the delivery as changed and redoes the rest.
         for source, spec in TYPED_TABLES.items():
             with ctx.stage(spec.name):
-                replace_partitions(
-                    valid[source], ctx.path(spec.name), delivery_pred, spec.partition_by
-                )
+                ctx.gates.publish(spec, valid[source], delivery_pred)
     finally:
         for df in cached:
             df.unpersist()
@@ -385,7 +380,7 @@ def _publish_accounts(
         diff = _changed_keys(None if old is None else old.where(in_tenants), history, keys, columns)
         first = diff.groupBy("tenant_id").agg(F.min("valid_from").alias("first")).collect()
         if first or old is None:
-            replace_partitions(history, path, in_tenants, SILVER_ACCOUNTS.partition_by)
+            ctx.gates.publish(SILVER_ACCOUNTS, history, in_tenants)
     finally:
         history.unpersist()
     for row in first:
@@ -458,7 +453,7 @@ def _publish_hierarchy(
             _HIERARCHY_CONTENT,
         ).collect()
         if moved or old is None:
-            replace_partitions(hierarchy, path, predicate, SILVER_ACCOUNT_HIERARCHY.partition_by)
+            ctx.gates.publish(SILVER_ACCOUNT_HIERARCHY, hierarchy, predicate)
         for row in moved:
             restated[row.tenant_id][row.as_of_date].add("hierarchy")
     finally:

@@ -27,14 +27,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Row
 from pyspark.sql import functions as F
 
 from jobs.context import RunContext
 from jobs.delta_io import (
     partition_predicate,
     read_table,
-    replace_partitions,
     tenants_predicate,
 )
 from jobs.tables import (
@@ -102,6 +101,19 @@ def _existing_copies(
     return frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
 
 
+def _profile_counts(ctx: RunContext, by_reason: Sequence[Row]) -> dict[str, tuple[int, int]]:
+    """Registered tenant → (event lines of the delivery, rejected lines), for the gate.
+    Unregistered tenants are reported as rejects (`unknown_tenant`), not gated."""
+    registered = set(ctx.settings.tenants.ids())
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for row in by_reason:
+        if row.tenant_id in registered:
+            counts[row.tenant_id][0] += int(row["count"])
+            if row.reject_reason is not None:
+                counts[row.tenant_id][1] += int(row["count"])
+    return {t: (landed, rejected) for t, (landed, rejected) in counts.items()}
+
+
 def build(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> SilverEventsResult:
     """Publish silver events, duplicates and rejects for one delivery date of `tenants`."""
     spark = ctx.spark
@@ -116,12 +128,12 @@ def build(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> Si
     try:
         with ctx.stage("silver.parse"):
             by_reason = parsed.groupBy("tenant_id", "reject_reason").count().collect()
+        ctx.gates.check_delivery(delivery_date, _profile_counts(ctx, by_reason))
         with ctx.stage("silver.rejects"):
-            replace_partitions(
+            ctx.gates.publish(
+                SILVER_EVENTS_REJECTED,
                 rejected_rows(parsed),
-                ctx.path(SILVER_EVENTS_REJECTED.name),
                 partition_predicate({t: [delivery_date] for t in tenants}, "delivery_date"),
-                SILVER_EVENTS_REJECTED.partition_by,
             )
         valid = parsed.where(F.col("reject_reason").isNull()).transform(
             typed_events(rules, ctx.pii_key)
@@ -136,11 +148,8 @@ def build(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> Si
         ranked = copies.transform(rank_copies).persist(StorageLevel.MEMORY_AND_DISK)
         columns = valid.columns
         with ctx.stage(SILVER_EVENT_DUPLICATES.name):
-            replace_partitions(
-                ranked.where("NOT is_survivor").select(columns),
-                ctx.path(SILVER_EVENT_DUPLICATES.name),
-                predicate,
-                SILVER_EVENT_DUPLICATES.partition_by,
+            ctx.gates.publish(
+                SILVER_EVENT_DUPLICATES, ranked.where("NOT is_survivor").select(columns), predicate
             )
         with ctx.stage("silver.counts"):
             outcome = (
@@ -153,11 +162,10 @@ def build(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> Si
             F.count(F.lit(1)).alias("valid_events")
         )
         with ctx.stage("silver.manifest"):
-            replace_partitions(
+            ctx.gates.publish(
+                SILVER_DELIVERY_EVENT_DATES,
                 manifest,
-                ctx.path(SILVER_DELIVERY_EVENT_DATES.name),
                 f"({tenants_predicate(tenants)}) AND delivery_date = DATE'{delivery_date}'",
-                SILVER_DELIVERY_EVENT_DATES.partition_by,
             )
         valid.unpersist()
     finally:

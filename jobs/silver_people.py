@@ -39,7 +39,6 @@ from jobs.delta_io import (
     current_version,
     partition_predicate,
     read_table,
-    replace_partitions,
     tenants_predicate,
 )
 from jobs.tables import (
@@ -51,6 +50,7 @@ from jobs.tables import (
     SILVER_IDENTITY_MERGES,
     SILVER_PERSON_ACCOUNT_DAILY,
     SILVER_SESSIONS,
+    TableSpec,
 )
 from jobs.transforms.attribution import attribute_accounts
 from jobs.transforms.identity import (
@@ -105,12 +105,11 @@ def _shift(dates: Dates, days: Iterable[int]) -> Dates:
 
 
 def _replace_evidence(
-    ctx: RunContext, spec_name: str, partition_by: tuple[str, ...], new: DataFrame, predicate: str
+    ctx: RunContext, spec: TableSpec, new: DataFrame, predicate: str
 ) -> DataFrame:
     """Replace the touched partitions of an evidence table; return the symmetric difference
     (rows added or removed, with `change` = 'added' | 'removed') between old and new."""
-    path = ctx.path(spec_name)
-    old = read_table(ctx.spark, path)  # pinned to the version before this write
+    old = read_table(ctx.spark, ctx.path(spec.name))  # pinned to the version before this write
     new = new.persist(StorageLevel.MEMORY_AND_DISK)
     content = [c for c in new.columns if not c.startswith("_")]  # lineage is not evidence
     if old is None:
@@ -124,7 +123,7 @@ def _replace_evidence(
             .unionByName(old.exceptAll(new.select(content)).withColumn("change", F.lit("removed")))
         )
     diff = diff.localCheckpoint()  # materialise before the old rows are overwritten
-    replace_partitions(new, path, predicate, partition_by)
+    ctx.gates.publish(spec, new, predicate)
     new.unpersist()
     return diff
 
@@ -186,8 +185,7 @@ def build(
         edges_before = current_version(spark, ctx.path(SILVER_IDENTITY_EDGES.name))
         edge_diff = _replace_evidence(
             ctx,
-            SILVER_IDENTITY_EDGES.name,
-            SILVER_IDENTITY_EDGES.partition_by,
+            SILVER_IDENTITY_EDGES,
             raw_identity_edges(survivors, keys=("tenant_id", "event_date")).select(
                 "tenant_id", "src", "dst", "event_date"
             ),
@@ -196,8 +194,7 @@ def build(
     with ctx.stage("silver.group_calls"):
         call_diff = _replace_evidence(
             ctx,
-            SILVER_GROUP_CALLS.name,
-            SILVER_GROUP_CALLS.partition_by,
+            SILVER_GROUP_CALLS,
             survivors.where(F.col("type") == "group").select(*GROUP_CALL_COLUMNS),
             predicate,
         )
@@ -282,18 +279,12 @@ def build(
     )
     try:
         with ctx.stage(SILVER_EVENTS.name):
-            replace_partitions(
-                events,
-                events_path,
-                partition_predicate(written, "event_date"),
-                SILVER_EVENTS.partition_by,
-            )
+            ctx.gates.publish(SILVER_EVENTS, events, partition_predicate(written, "event_date"))
         with ctx.stage(SILVER_PERSON_ACCOUNT_DAILY.name):
-            replace_partitions(
+            ctx.gates.publish(
+                SILVER_PERSON_ACCOUNT_DAILY,
                 events.transform(person_account_daily(ctx.run_id)),
-                ctx.path(SILVER_PERSON_ACCOUNT_DAILY.name),
                 partition_predicate(written, "event_date"),
-                SILVER_PERSON_ACCOUNT_DAILY.partition_by,
             )
     finally:
         events.unpersist()
@@ -303,11 +294,10 @@ def build(
         daily = read_table(spark, ctx.path(SILVER_PERSON_ACCOUNT_DAILY.name)).where(
             tenants_predicate(written)
         )
-        replace_partitions(
+        ctx.gates.publish(
+            SILVER_ACCOUNT_MEMBERSHIPS,
             daily.transform(memberships(ctx.run_id)),
-            ctx.path(SILVER_ACCOUNT_MEMBERSHIPS.name),
             tenants_predicate(written),
-            SILVER_ACCOUNT_MEMBERSHIPS.partition_by,
         )
     edge_diff.unpersist()
     call_diff.unpersist()
@@ -458,14 +448,9 @@ def _publish_map(
     """One Delta commit: insert, move or delete the identifiers whose person changed."""
     lineage = [F.lit(ctx.run_id).alias("_run_id")]
     if map_version is None:
-        replace_partitions(
-            new_persons.select("*", *lineage),
-            map_path,
-            "TRUE",
-            SILVER_IDENTITY_MAP.partition_by,
-        )
+        ctx.gates.publish(SILVER_IDENTITY_MAP, new_persons.select("*", *lineage), "TRUE")
         return
-    source = changed.select(
+    source = ctx.gates.keep(changed).select(
         "tenant_id",
         *split_node(F.col("node")),
         F.col("new_person_id").alias("person_id"),
@@ -492,6 +477,7 @@ def _publish_map(
         )
         .execute()
     )
+    ctx.gates.record(SILVER_IDENTITY_MAP, map_version, tenants_predicate(tenants))
 
 
 def _log_merges(ctx: RunContext, both: DataFrame, delivery_date: dt.date) -> None:
@@ -531,9 +517,13 @@ def _log_merges(ctx: RunContext, both: DataFrame, delivery_date: dt.date) -> Non
             F.lit(ctx.started_at).cast("timestamp").alias("logged_at"),
         )
     )
+    rows = ctx.gates.keep(rows)
     if rows.isEmpty():
         return
-    append(rows, ctx.path(SILVER_IDENTITY_MERGES.name), SILVER_IDENTITY_MERGES.partition_by)
+    path = ctx.path(SILVER_IDENTITY_MERGES.name)
+    before = current_version(ctx.spark, path)
+    append(rows, path, SILVER_IDENTITY_MERGES.partition_by)
+    ctx.gates.record(SILVER_IDENTITY_MERGES, before, f"run_id = '{ctx.run_id}'")
 
 
 def _attribution_restatement(
@@ -596,9 +586,4 @@ def _publish_sessions(ctx: RunContext, written: Dates) -> None:
         .where(partition_predicate(rewrite, "event_date"))
         .withColumn("_run_id", F.lit(ctx.run_id))
     )
-    replace_partitions(
-        sessions,
-        ctx.path(SILVER_SESSIONS.name),
-        partition_predicate(rewrite, "event_date"),
-        SILVER_SESSIONS.partition_by,
-    )
+    ctx.gates.publish(SILVER_SESSIONS, sessions, partition_predicate(rewrite, "event_date"))

@@ -49,6 +49,12 @@ SILVER_DELIVERY_EVENT_DATES = TableSpec(
 OPS_PIPELINE_RUNS = TableSpec(
     "ops.pipeline_runs", (), "one row per run and status change (started, succeeded, failed)"
 )
+OPS_QUALITY_RESULTS = TableSpec(
+    "ops.quality_results",
+    (),
+    "one row per run, delivery, table and rule (and per tenant breaking a fail rule): "
+    "the gate's verdict and the observed value",
+)
 OPS_DELIVERY_STATS = TableSpec(
     "ops.delivery_stats",
     (),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from jobs.spark import build_session
 TEST_PII_KEY = "test-key-0123456789abcdef"
 LINEAGE = ("_run_id", "_ingested_at")
 CONF_FILES = (
+    "quality.yaml",
     "lakehouse.yaml",
     "event_taxonomy.yaml",
     "metrics.yaml",
@@ -53,11 +55,38 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
     session.stop()
 
 
+TINY_DAYS = [dt.date(2026, 3, 5) + dt.timedelta(days=i) for i in range(3)]
+
+
+@pytest.fixture(scope="session")
+def tiny(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory):
+    """The `tiny` preset's first 3 deliveries run end to end once per session (read-only:
+    tests that write copy the warehouse first). → (settings, RunResult, landing path)."""
+    from jobs.generate import DEFAULT_START, generate_landing
+    from jobs.pipeline import execute
+
+    assert TINY_DAYS[0] == DEFAULT_START
+    root = tmp_path_factory.mktemp("tiny")
+    landing = root / "landing"
+    generate_landing("tiny", 3, 7, landing, DEFAULT_START)
+    settings = load_settings(landing=str(landing), warehouse=str(root / "wh"))
+    result = execute(settings, "run", TINY_DAYS, None, spark=spark)
+    assert result.status == "succeeded", result.error
+    return settings, result, landing
+
+
 def write_conf(target: Path, tenants: Sequence[tuple[str, str]] | None = None) -> Path:
-    """A conf dir copied from the project's, optionally with another tenant registry."""
+    """A conf dir copied from the project's, optionally with another tenant registry.
+
+    Hand-built test deliveries are mostly edge cases, so most of their lines may be
+    rejects: the rejected-share gate is opened here (tests/test_gates.py runs the
+    project's own conf)."""
     target.mkdir(parents=True, exist_ok=True)
     for name in CONF_FILES:
         shutil.copyfile(PROJECT_DIR / "conf" / name, target / name)
+    quality = yaml.safe_load((target / "quality.yaml").read_text())
+    quality["params"]["rejected_share_max"] = 1.0
+    (target / "quality.yaml").write_text(yaml.safe_dump(quality))
     if tenants is None:
         shutil.copyfile(PROJECT_DIR / "conf" / "tenants.yaml", target / "tenants.yaml")
     else:

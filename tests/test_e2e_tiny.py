@@ -11,15 +11,15 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql.types import TimestampType
 
-from jobs.generate import DEFAULT_START, UNREGISTERED_TENANT, generate_landing
+from jobs.generate import UNREGISTERED_TENANT
 from jobs.pipeline import execute
 from jobs.scoring import score_identity
 
 from .conftest import TEST_PII_KEY, assert_same_rows, read
+from .conftest import TINY_DAYS as DAYS
 from .reference_model import recompute_gold
 
 pytestmark = pytest.mark.slow
-DAYS = [DEFAULT_START + dt.timedelta(days=i) for i in range(3)]
 TABLES = (
     "bronze.events",
     "bronze.accounts",
@@ -30,19 +30,6 @@ TABLES = (
     "silver.events_rejected",
     "silver.delivery_event_dates",
 )
-
-
-@pytest.fixture(scope="module")
-def tiny(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    landing = root / "landing"
-    generate_landing("tiny", 3, 7, landing, DEFAULT_START)
-    from jobs.config import load_settings
-
-    settings = load_settings(landing=str(landing), warehouse=str(root / "wh"))
-    result = execute(settings, "run", DAYS, None, spark=spark)
-    assert result.status == "succeeded", result.error
-    return settings, result, landing
 
 
 def test_every_delivery_is_conserved(tiny) -> None:
