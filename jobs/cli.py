@@ -272,8 +272,9 @@ def gate(
         raise _fail(str(exc)) from None
     record_quality(ctx, outcomes)
     docs = ctx.gates.data_docs()
-    table = Table("table", "rule", "severity", "tenant", "result", "observed",
-                  title=f"{layer} gates on {day} ({run_id})", title_justify="left")  # fmt: skip
+    table = Table(title=f"{layer} gates on {day} ({run_id})", title_justify="left")
+    for name in ("table", "rule", "severity", "tenant", "result", "observed"):
+        table.add_column(name, overflow="fold")
     for o in outcomes:
         verdict = "pass" if o.success else ("FAIL" if o.severity == "fail" else "warn")
         cells = (o.table, o.rule, o.severity, o.tenant_id or "all", verdict, o.observed)
@@ -314,8 +315,10 @@ def runs(
         .limit(limit)
         .collect()
     )
-    table = Table("run", "command", "deliveries", "tenants", "status", "seconds", "gates",
-                  "detail")  # fmt: skip
+    table = Table()
+    for name in ("run", "command", "deliveries", "tenants", "status", "seconds", "gates",
+                 "detail"):  # fmt: skip
+        table.add_column(name, overflow="fold")
     for r in last:
         dates = sorted(r.delivery_dates or [])
         span = f"{dates[0]}…{dates[-1]}" if len(dates) > 1 else (str(dates[0]) if dates else "")

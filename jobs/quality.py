@@ -202,7 +202,7 @@ def _observed(result: Mapping[str, Any]) -> str:
         examples = [str(v) for v in (result.get("partial_unexpected_list") or [])[:3]]
         text = f"{count} unexpected" + (f" of {total} rows" if total is not None else "")
         return text + (f", e.g. {', '.join(examples)}" if examples and count else "")
-    return "n/a"
+    return ""
 
 
 @dataclass
