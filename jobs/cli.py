@@ -55,6 +55,13 @@ ProfileOpt = Annotated[
     str | None,
     typer.Option("--profile", envvar="LAKEHOUSE_PROFILE", help="Profile of conf/lakehouse.yaml."),
 ]
+ThroughOpt = Annotated[
+    str,
+    typer.Option(
+        "--through",
+        help="Last layer to publish: gold (default) or silver (gold catches up next run).",
+    ),
+]
 TenantOpt = Annotated[
     list[str] | None,
     typer.Option("--tenant", help="Limit the run to this tenant (repeatable)."),
@@ -105,11 +112,13 @@ def _print_stats(result: RunResult) -> None:
 
 
 def _execute(command: str, settings: Settings, dates: list[dt.date],
-             tenants: list[str] | None) -> None:  # fmt: skip
-    from jobs.pipeline import execute  # Spark is imported only by commands that need it
+             tenants: list[str] | None, through: str = "gold") -> None:  # fmt: skip
+    from jobs.pipeline import LAYERS, execute  # Spark is imported only by commands that need it
 
+    if through not in LAYERS:
+        raise _fail(f"--through: {through!r} is not one of {', '.join(LAYERS)}")
     try:
-        result = execute(settings, command, dates, tenants)
+        result = execute(settings, command, dates, tenants, through=through)
     except (ConfigError, InputError) as exc:
         raise _fail(str(exc)) from None
     _print_stats(result)
@@ -146,11 +155,12 @@ def run(
     warehouse: WarehouseOpt = None,
     conf: ConfOpt = None,
     profile: ProfileOpt = None,
+    through: ThroughOpt = "gold",
 ) -> None:
-    """Process one delivery date: landing → bronze → silver."""
+    """Process one delivery date: landing → bronze → silver → gold."""
     day = _date(date, "--date")
     tenants = _tenants(tenant)
-    _execute("run", _settings(conf, landing, warehouse, profile), [day], tenants)
+    _execute("run", _settings(conf, landing, warehouse, profile), [day], tenants, through)
 
 
 @app.command()
@@ -162,6 +172,7 @@ def backfill(
     warehouse: WarehouseOpt = None,
     conf: ConfOpt = None,
     profile: ProfileOpt = None,
+    through: ThroughOpt = "gold",
 ) -> None:
     """Replay a range of delivery dates in one Spark session."""
     first, last = _date(start, "--start"), _date(end, "--end")
@@ -171,7 +182,7 @@ def backfill(
         raise _fail("--start/--end: a backfill spans at most five years")
     dates = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
     tenants = _tenants(tenant)
-    _execute("backfill", _settings(conf, landing, warehouse, profile), dates, tenants)
+    _execute("backfill", _settings(conf, landing, warehouse, profile), dates, tenants, through)
 
 
 @app.command()

@@ -31,6 +31,7 @@ from jobs.ledger import (
 from jobs.pii import load_pii_key
 from jobs.spark import build_session
 from jobs.tables import SILVER_DELIVERY_EVENT_DATES
+from jobs.validation import InputError
 
 
 class ConservationError(RuntimeError):
@@ -60,10 +61,19 @@ def _horizons(ctx: RunContext, tenants: Sequence[str]) -> dict[str, dt.date]:
     return {r.tenant_id: r.horizon for r in rows}
 
 
+LAYERS = ("silver", "gold")  # what `through` may name: the last layer a run publishes
+
+
 def run_delivery(
-    ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str] | None
+    ctx: RunContext,
+    delivery_date: dt.date,
+    tenants: Sequence[str] | None,
+    through: str = "gold",
 ) -> list[DeliveryStats]:
-    """Process one delivery date (all tenants in landing, or only `tenants`)."""
+    """Process one delivery date (all tenants in landing, or only `tenants`).
+
+    `through="silver"` stops after silver: its restatements stay pending in
+    `ops.restatements` and the next run that reaches gold recomputes them."""
     ctx.gates.delivery_date = delivery_date
     landed = bronze.ingest(ctx, delivery_date, tenants)
     event_tenants = landed.tenants["events"]
@@ -92,9 +102,10 @@ def run_delivery(
     record_restatements(ctx, delivery_date, restated)
     ctx.restated_partitions += sum(len(days) for days in restated.values())
     horizons = {t: h for t, h in horizons.items() if t not in ctx.gates.blocked}
-    todo = gold.build(ctx, horizons)
-    marts.build(ctx, todo, horizons)
-    gold.record_progress(ctx, horizons, todo)
+    if through == "gold":
+        todo = gold.build(ctx, horizons)
+        marts.build(ctx, todo, horizons)
+        gold.record_progress(ctx, horizons, todo)
     stats = [
         DeliveryStats(
             tenant_id=t,
@@ -147,12 +158,15 @@ def execute(
     dates: Sequence[dt.date],
     tenants: Sequence[str] | None = None,
     spark: SparkSession | None = None,
+    through: str = "gold",
 ) -> RunResult:
     """Run `dates` in order inside one Spark session and one ledgered run.
 
     `spark` is for callers that already hold a session (tests, notebooks); otherwise one is
-    built from `settings`.
+    built from `settings`. `through` is the last layer published (see `run_delivery`).
     """
+    if through not in LAYERS:
+        raise InputError(f"--through: {through!r} is not one of {', '.join(LAYERS)}")
     run_id = new_run_id()
     log = configure_logging(run_id)
     pii_key, key_origin = load_pii_key(settings)
@@ -167,7 +181,7 @@ def execute(
         for day in dates:
             before_t, before_j = dict(ctx.timings), dict(ctx.spark_jobs)
             started = time.perf_counter()
-            all_stats += run_delivery(ctx, day, tenants)
+            all_stats += run_delivery(ctx, day, tenants, through)
             _log_delivery_cost(ctx, day, time.perf_counter() - started, before_t, before_j)
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"

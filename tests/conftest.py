@@ -49,6 +49,17 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
             "spark.driver.memory": "2g",
             "spark.databricks.delta.snapshotPartitions": "2",
             "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
+            # Test data is a few rows per query, so compiling Java for each of thousands of
+            # distinct plans costs more than interpreting them: 187 s → 120 s on one
+            # test_people case (docs/benchmarks.md). Results are the same either way.
+            "spark.sql.codegen.wholeStage": "false",
+            "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+            # LAKEHOUSE_TEST_SPARK_CONF="key=value;key=value" overrides for experiments
+            **dict(
+                kv.split("=", 1)
+                for kv in os.environ.get("LAKEHOUSE_TEST_SPARK_CONF", "").split(";")
+                if kv
+            ),
         },
     )
     yield session
@@ -138,9 +149,9 @@ def contents(df: DataFrame, drop: Sequence[str] = LINEAGE) -> DataFrame:
     return df.drop(*[c for c in drop if c in df.columns])
 
 
-def assert_same_rows(left: DataFrame, right: DataFrame) -> None:
-    """Row-for-row equality as multisets (lineage columns excluded), without collecting."""
-    left, right = contents(left), contents(right)
+def assert_same_rows(left: DataFrame, right: DataFrame, drop: Sequence[str] = LINEAGE) -> None:
+    """Row-for-row equality as multisets (`drop`: lineage columns), without collecting."""
+    left, right = contents(left, drop), contents(right, drop)
     assert sorted(left.columns) == sorted(right.columns)
     right = right.select(left.columns)
     assert left.count() == right.count()

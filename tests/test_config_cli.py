@@ -124,6 +124,7 @@ def test_dates_are_validated() -> None:
         (["backfill", "--start", "2026-03-05", "--end", "2026-03-01"], "--end"),
         (["generate", "--preset", "huge", "--out", "/tmp/x"], "--preset"),
         (["run", "--date", "2026-03-05", "--conf", "/no/such/conf"], "--conf"),
+        (["run", "--date", "2026-03-05", "--through", "bronze"], "--through"),
     ],
 )
 def test_cli_errors_name_the_flag(args, flag, tmp_path, monkeypatch) -> None:

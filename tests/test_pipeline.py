@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
 from jobs import silver_events
+from jobs.config import load_settings
 from jobs.pipeline import execute
 
-from .conftest import TEST_TENANTS, assert_same_rows, read, write_delivery
+from .conftest import LINEAGE, TEST_TENANTS, assert_same_rows, read, write_conf, write_delivery
 
 D1, D2, D3 = "2026-03-05", "2026-03-06", "2026-03-27"
 SILVER_TABLES = (
@@ -41,9 +43,9 @@ def land_basic(landing: Path) -> None:
 
 
 def run(settings, spark, *days: str, tenants=None):
-    result = execute(
-        settings, "run", [dt.date.fromisoformat(d) for d in days], tenants, spark=spark
-    )
+    """A run through silver: these tests check bronze and silver (gold has tests of its own)."""
+    dates = [dt.date.fromisoformat(d) for d in days]
+    result = execute(settings, "run", dates, tenants, spark=spark, through="silver")
     assert result.status == "succeeded", result.error
     return result
 
@@ -56,10 +58,35 @@ def stats_of(result, tenant: str, day: str):
     return s
 
 
-def test_run_conserves_and_deduplicates(spark, make_settings, tmp_path) -> None:
-    settings = make_settings(tmp_path / "landing", TEST_TENANTS)
-    land_basic(tmp_path / "landing")
-    result = run(settings, spark, D1, D2)
+@pytest.fixture(scope="module")
+def basic(spark, tmp_path_factory):
+    """`land_basic` run D1 then D2 once per module (read-only: tests that write use
+    `copy_of_basic`). → (root holding landing/ and wh/, settings, RunResult)."""
+    root = tmp_path_factory.mktemp("basic")
+    land_basic(root / "landing")
+    settings = load_settings(
+        conf_dir=write_conf(root / "conf", TEST_TENANTS),
+        landing=str(root / "landing"),
+        warehouse=str(root / "wh"),
+    )
+    return root, settings, run(settings, spark, D1, D2)
+
+
+# A copy's bronze lines name the original landing folder as their source file
+MOVED = (*LINEAGE, "_source_file")
+
+
+def copy_of_basic(basic, make_settings, tmp_path: Path):
+    """A private copy of the `basic` landing zone and warehouse → (landing, settings).
+    Compare its tables with `drop=MOVED`: `_source_file` holds absolute paths."""
+    root, _, _ = basic
+    shutil.copytree(root / "landing", tmp_path / "landing")
+    shutil.copytree(root / "wh", tmp_path / "wh")
+    return tmp_path / "landing", make_settings(tmp_path / "landing", TEST_TENANTS)
+
+
+def test_run_conserves_and_deduplicates(spark, basic) -> None:
+    _, settings, result = basic
     acme1 = stats_of(result, "acme", D1)
     assert (acme1.landed_lines, acme1.blank_lines) == (5, 1)
     assert (acme1.accepted, acme1.duplicates, acme1.rejected) == (3, 1, 1)
@@ -81,40 +108,31 @@ def test_run_conserves_and_deduplicates(spark, make_settings, tmp_path) -> None:
     assert sorted(r.status for r in ledger.collect()) == ["started", "succeeded"]
 
 
-def test_rerun_and_any_order_give_identical_tables(spark, make_settings, tmp_path) -> None:
-    landing = tmp_path / "landing"
-    land_basic(landing)
-    in_order = make_settings(landing, TEST_TENANTS, name="in_order")
-    run(in_order, spark, D1, D2)
+def test_rerun_and_any_order_give_identical_tables(spark, basic, make_settings, tmp_path):
+    landing, in_order = copy_of_basic(basic, make_settings, tmp_path)  # D1 then D2
     snapshot = {t: read(spark, in_order, t).localCheckpoint() for t in SILVER_TABLES}
     run(in_order, spark, D2, D1)  # re-running both deliveries changes nothing
     reverse = make_settings(landing, TEST_TENANTS, name="reverse")
     run(reverse, spark, D2)
     run(reverse, spark, D1)
     for table in SILVER_TABLES:
-        assert_same_rows(read(spark, in_order, table), snapshot[table])
-        assert_same_rows(read(spark, reverse, table), snapshot[table])
+        assert_same_rows(read(spark, in_order, table), snapshot[table], drop=MOVED)
+        assert_same_rows(read(spark, reverse, table), snapshot[table], drop=MOVED)
 
 
-def test_redelivery_weeks_later_does_not_double_count(spark, make_settings, tmp_path) -> None:
-    landing = tmp_path / "landing"
-    land_basic(landing)
-    settings = make_settings(landing, TEST_TENANTS)
-    run(settings, spark, D1)
+def test_redelivery_weeks_later_does_not_double_count(spark, basic, make_settings, tmp_path):
+    landing, settings = copy_of_basic(basic, make_settings, tmp_path)
     before = read(spark, settings, "silver.events").localCheckpoint()
     copy = (landing / "events/tenant_id=acme" / f"delivery_date={D1}" / "part-0.jsonl").read_text()
     write_delivery(landing, "acme", D3, copy.splitlines())
     result = run(settings, spark, D3)
     late = stats_of(result, "acme", D3)
     assert (late.accepted, late.duplicates, late.rejected) == (0, 4, 1)
-    assert_same_rows(read(spark, settings, "silver.events"), before)
+    assert_same_rows(read(spark, settings, "silver.events"), before, drop=MOVED)
 
 
-def test_late_file_and_shrunken_redelivery_restate(spark, make_settings, tmp_path) -> None:
-    landing = tmp_path / "landing"
-    land_basic(landing)
-    settings = make_settings(landing, TEST_TENANTS)
-    run(settings, spark, D1, D2)
+def test_late_file_and_shrunken_redelivery_restate(spark, basic, make_settings, tmp_path):
+    landing, settings = copy_of_basic(basic, make_settings, tmp_path)  # D1 then D2
     # a late file lands in D1's folder, with one new event and one dated two days earlier
     write_delivery(landing, "acme", D1, [ev("m5"), ev("m6", "2026-03-03T12:00:00Z")],
                    name="late-1.jsonl")  # fmt: skip
@@ -137,7 +155,7 @@ def test_late_file_and_shrunken_redelivery_restate(spark, make_settings, tmp_pat
     fresh = make_settings(landing, TEST_TENANTS, name="fresh")
     run(fresh, spark, D1, D2)
     for table in SILVER_TABLES:
-        assert_same_rows(read(spark, settings, table), read(spark, fresh, table))
+        assert_same_rows(read(spark, settings, table), read(spark, fresh, table), drop=MOVED)
 
 
 def _commit_paths(table_dir: Path, version: int) -> list[str]:
@@ -151,13 +169,10 @@ def _commit_paths(table_dir: Path, version: int) -> list[str]:
     return paths
 
 
-def test_tenant_scoped_run_touches_only_its_partitions(spark, make_settings, tmp_path) -> None:
+def test_tenant_scoped_run_touches_only_its_partitions(spark, basic, make_settings, tmp_path):
     from delta.tables import DeltaTable
 
-    landing = tmp_path / "landing"
-    land_basic(landing)
-    settings = make_settings(landing, TEST_TENANTS)
-    run(settings, spark, D1)
+    landing, settings = copy_of_basic(basic, make_settings, tmp_path)
     before = {}
     for table in ("bronze.events", *SILVER_TABLES):
         path = settings.table_path(table)
@@ -178,7 +193,7 @@ def test_invalid_landing_tenant_folder_is_refused(spark, make_settings, tmp_path
     landing = tmp_path / "landing"
     write_delivery(landing, "Bad Tenant", D1, [ev("x")])
     settings = make_settings(landing, TEST_TENANTS)
-    result = execute(settings, "run", [dt.date(2026, 3, 5)], None, spark=spark)
+    result = execute(settings, "run", [dt.date(2026, 3, 5)], None, spark=spark, through="silver")
     assert result.status == "failed"
     assert "tenant_id=Bad Tenant" in (result.error or "")
     assert not Path(settings.table_path("bronze.events")).exists()
@@ -194,7 +209,7 @@ def test_conservation_violation_fails_the_run(spark, make_settings, tmp_path, mo
         return real(events).where("message_id != 'm3'")
 
     monkeypatch.setattr(silver_events, "rank_copies", lossy)
-    result = execute(settings, "run", [dt.date(2026, 3, 5)], None, spark=spark)
+    result = execute(settings, "run", [dt.date(2026, 3, 5)], None, spark=spark, through="silver")
     assert result.status == "failed"
     assert "conservation violated" in (result.error or "")
     runs = read(spark, settings, "ops.pipeline_runs").where(F.col("run_id") == result.run_id)
