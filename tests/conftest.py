@@ -54,6 +54,15 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
             # test_people case (docs/benchmarks.md). Results are the same either way.
             "spark.sql.codegen.wholeStage": "false",
             "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+            # The suite opens thousands of Delta tables (a warehouse per test); Delta keeps
+            # each table's log and snapshot plans for 60 min by default and the SQL status
+            # store keeps 1000 query plans. With 2 GiB that filled the old generation
+            # two-thirds into the suite and the rest ran in back-to-back full GCs (800 s of
+            # GC, the CI timeout). Bounded here and cleared per module (`_release_memory`).
+            "spark.databricks.delta.delta.log.cacheSize": "64",
+            "spark.sql.ui.retainedExecutions": "20",
+            "spark.ui.retainedJobs": "50",
+            "spark.ui.retainedStages": "50",
             # LAKEHOUSE_TEST_SPARK_CONF="key=value;key=value" overrides for experiments
             **dict(
                 kv.split("=", 1)
@@ -64,6 +73,17 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
     )
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_memory() -> Iterable[None]:
+    """After each module: drop cached DataFrames and Delta's cached table logs, so the
+    driver's heap holds one module's state, not the whole suite's."""
+    yield
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.catalog.clearCache()
+        session._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
 
 
 TINY_DAYS = [dt.date(2026, 3, 5) + dt.timedelta(days=i) for i in range(3)]

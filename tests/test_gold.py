@@ -14,7 +14,12 @@ from pyspark.sql import functions as F
 from jobs.delta_io import partitions_written
 
 from .conftest import TEST_TENANTS, read, write_delivery
-from .test_people import D1, D2, D3, ev, run
+from .test_people import D1, D2, D3, ev
+from .test_people import run as run_silver
+
+
+def run(settings, spark, *days: str):
+    return run_silver(settings, spark, *days, through="gold")
 
 
 def group(mid: str, ts: str, account: str, user: str) -> dict:

@@ -24,10 +24,11 @@ def ev(mid: str, ts: str, **kw: object) -> dict:
             "schema_version": 2, **kw}  # fmt: skip
 
 
-def run(settings, spark, *days: str):
-    """A run through silver: these tests check silver only (gold has tests of its own)."""
+def run(settings, spark, *days: str, through: str = "silver"):
+    """A run through silver by default: these tests check silver only (test_gold.py
+    runs through gold)."""
     dates = [dt.date.fromisoformat(d) for d in days]
-    result = execute(settings, "run", dates, None, spark=spark, through="silver")
+    result = execute(settings, "run", dates, None, spark=spark, through=through)
     assert result.status == "succeeded", result.error
     return result
 
