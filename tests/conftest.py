@@ -46,7 +46,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
             "spark.master": "local[2]",
             "spark.sql.shuffle.partitions": "2",
             "spark.default.parallelism": "2",
-            "spark.driver.memory": "2g",
+            "spark.driver.memory": "3g",  # headroom: peak old generation ~1.8 GiB (jstat)
             "spark.databricks.delta.snapshotPartitions": "2",
             "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
             # Test data is a few rows per query, so compiling Java for each of thousands of
