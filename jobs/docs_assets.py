@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -107,19 +108,30 @@ def fetch(root: Path = CACHE) -> None:
             raise RuntimeError(f"{url}: no {', '.join(sorted(missing))} in the package")
 
 
+# The logo GX pages load from its S3 bucket (with the data context's id in the query): the
+# site ships the same image under static/images/
+REMOTE_LOGO = re.compile(
+    r"https://great-expectations-web-assets\.s3[^\"'\s]*?/(?:logo-long|full_logo_dark)\.png"
+    r"[^\"'\s]*"
+)
+
+
 def localize(site: Path, pages: Iterable[Path], root: Path = CACHE) -> int:
-    """Point `pages` of the Data Docs `site` at vendored copies of their CDN files.
-    Returns the number of pages changed (0 when the cache is incomplete)."""
-    if not is_complete(root):
-        return 0
+    """Point `pages` of the Data Docs `site` at vendored copies of their CDN files and at
+    the site's own logo. Returns the number of pages changed (CDN links stay when the cache
+    is incomplete)."""
+    vendored = is_complete(root)
     vendor = site / "static" / "vendor"
-    if not vendor.is_dir():
+    if vendored and not vendor.is_dir():
         shutil.copytree(root, vendor)
+    logo = site / "static" / "images" / "logo-long.png"
     changed = 0
     for page in pages:
         text = page.read_text(encoding="utf-8")
         new = text
-        for url, (package, version, path) in ASSETS.items():
+        if logo.is_file():
+            new = REMOTE_LOGO.sub(os.path.relpath(logo, page.parent), new)
+        for url, (package, version, path) in ASSETS.items() if vendored else ():
             if url in new:
                 local = _local(package, version, path, vendor)
                 new = new.replace(url, os.path.relpath(local, page.parent))
