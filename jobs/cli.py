@@ -113,11 +113,9 @@ def _print_stats(result: RunResult) -> None:
 
 def _execute(command: str, settings: Settings, dates: list[dt.date],
              tenants: list[str] | None, through: str = "gold") -> None:  # fmt: skip
-    from jobs.pipeline import LAYERS, execute  # Spark is imported only by commands that need it
+    from jobs.pipeline import execute  # Spark is imported only by commands that need it
 
-    if through not in LAYERS:
-        raise _fail(f"--through: {through!r} is not one of {', '.join(LAYERS)}")
-    try:
+    try:  # execute refuses a bad `through` (InputError) before it starts anything
         result = execute(settings, command, dates, tenants, through=through)
     except (ConfigError, InputError) as exc:
         raise _fail(str(exc)) from None
