@@ -59,7 +59,16 @@ ThroughOpt = Annotated[
     str,
     typer.Option(
         "--through",
-        help="Last layer to publish: gold (default) or silver (gold catches up next run).",
+        help="Last layer to publish: gold (default), silver or bronze (the next run that "
+        "reaches gold catches up).",
+    ),
+]
+FromLayerOpt = Annotated[
+    str,
+    typer.Option(
+        "--from-layer",
+        help="First layer to build: bronze (default, reads landing), silver (rebuilds from "
+        "bronze) or gold (rebuilds from silver).",
     ),
 ]
 TenantOpt = Annotated[
@@ -111,12 +120,13 @@ def _print_stats(result: RunResult) -> None:
     console.print(table)
 
 
-def _execute(command: str, settings: Settings, dates: list[dt.date],
-             tenants: list[str] | None, through: str = "gold") -> None:  # fmt: skip
+def _execute(command: str, settings: Settings, dates: list[dt.date], tenants: list[str] | None,
+             through: str = "gold", from_layer: str = "bronze") -> None:  # fmt: skip
     from jobs.pipeline import execute  # Spark is imported only by commands that need it
 
-    try:  # execute refuses a bad `through` (InputError) before it starts anything
-        result = execute(settings, command, dates, tenants, through=through)
+    try:  # execute refuses bad layers (InputError) before it starts anything
+        result = execute(settings, command, dates, tenants, through=through,
+                         from_layer=from_layer)  # fmt: skip
     except (ConfigError, InputError) as exc:
         raise _fail(str(exc)) from None
     _print_stats(result)
@@ -154,11 +164,13 @@ def run(
     conf: ConfOpt = None,
     profile: ProfileOpt = None,
     through: ThroughOpt = "gold",
+    from_layer: FromLayerOpt = "bronze",
 ) -> None:
     """Process one delivery date: landing → bronze → silver → gold."""
     day = _date(date, "--date")
     tenants = _tenants(tenant)
-    _execute("run", _settings(conf, landing, warehouse, profile), [day], tenants, through)
+    settings = _settings(conf, landing, warehouse, profile)
+    _execute("run", settings, [day], tenants, through, from_layer)
 
 
 @app.command()
@@ -171,8 +183,10 @@ def backfill(
     conf: ConfOpt = None,
     profile: ProfileOpt = None,
     through: ThroughOpt = "gold",
+    from_layer: FromLayerOpt = "bronze",
 ) -> None:
-    """Replay a range of delivery dates in one Spark session."""
+    """Replay a range of delivery dates in one pass: bronze and silver delivery by delivery,
+    gold once. --from-layer silver|gold rebuilds from the warehouse, not landing."""
     first, last = _date(start, "--start"), _date(end, "--end")
     if last < first:
         raise _fail(f"--end: {last} is before --start {first}")
@@ -180,7 +194,8 @@ def backfill(
         raise _fail("--start/--end: a backfill spans at most five years")
     dates = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
     tenants = _tenants(tenant)
-    _execute("backfill", _settings(conf, landing, warehouse, profile), dates, tenants, through)
+    settings = _settings(conf, landing, warehouse, profile)
+    _execute("backfill", settings, dates, tenants, through, from_layer)
 
 
 @app.command()
@@ -341,6 +356,33 @@ def runs(
         table.add_row(r.run_id, r.command, span, ", ".join(r.tenants or []) or "all", status,
                       f"{r.duration_s:.0f}" if r.duration_s else "", gates, detail)  # fmt: skip
     console.print(table)
+
+
+@app.command()
+def maintain(
+    step: Annotated[
+        list[str] | None,
+        typer.Option("--step", help="optimize, vacuum or retention (repeatable; default all)."),
+    ] = None,
+    warehouse: WarehouseOpt = None,
+    conf: ConfOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Compact recent partitions, VACUUM old files, expire old bronze rows (conf:
+    orchestration.optimize_recent_days, vacuum_retention_hours, bronze_retention_days)."""
+    from jobs.maintenance import STEPS, run_step
+
+    steps = step or list(STEPS)
+    for s in steps:
+        if s not in STEPS:
+            raise _fail(f"--step: {s!r} is not one of {', '.join(STEPS)}")
+    settings = _settings(conf, None, warehouse, profile)
+    hours = settings.pipeline.orchestration.vacuum_retention_hours
+    if "vacuum" in steps:
+        console.print(f"vacuum keeps {hours} h of time travel: files only older versions "
+                      "need are deleted and those versions can no longer be read")  # fmt: skip
+    for s in steps:
+        console.print(run_step(settings, s))
 
 
 @app.command("metrics-doc")

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from jobs import bronze, gold, marts, silver_accounts, silver_events, silver_people
 from jobs.config import Settings
 from jobs.context import RunContext, configure_logging, new_run_id
-from jobs.delta_io import read_table, tenants_predicate
+from jobs.delta_io import date_range, read_table, tenants_predicate
 from jobs.ledger import (
     DeliveryStats,
     RunSummary,
@@ -61,7 +61,15 @@ def _horizons(ctx: RunContext, tenants: Sequence[str]) -> dict[str, dt.date]:
     return {r.tenant_id: r.horizon for r in rows}
 
 
-LAYERS = ("silver", "gold")  # what `through` may name: the last layer a run publishes
+LAYERS = ("bronze", "silver", "gold")  # `from_layer` … `through`: the layers a run builds
+
+
+def _check_layers(from_layer: str, through: str) -> None:
+    for flag, value in (("--from-layer", from_layer), ("--through", through)):
+        if value not in LAYERS:
+            raise InputError(f"{flag}: {value!r} is not one of {', '.join(LAYERS)}")
+    if LAYERS.index(from_layer) > LAYERS.index(through):
+        raise InputError(f"--from-layer {from_layer} comes after --through {through}")
 
 
 def run_delivery(
@@ -69,13 +77,37 @@ def run_delivery(
     delivery_date: dt.date,
     tenants: Sequence[str] | None,
     through: str = "gold",
+    from_layer: str = "bronze",
 ) -> list[DeliveryStats]:
-    """Process one delivery date (all tenants in landing, or only `tenants`).
+    """Process one delivery date (all tenants in landing, or only `tenants`): its bronze
+    and silver, then gold when `through="gold"`.
 
-    `through="silver"` stops after silver: its restatements stay pending in
-    `ops.restatements` and the next run that reaches gold recomputes them."""
+    `from_layer="silver"` rebuilds silver from the delivery's bronze partitions without
+    reading landing. `through="silver"` stops after silver: its restatements stay pending
+    in `ops.restatements` and the next run that reaches gold recomputes them."""
+    stats, horizons = build_silver(ctx, delivery_date, tenants, through, from_layer)
+    if through == "gold":
+        build_gold(ctx, horizons)
+    return stats
+
+
+def build_silver(
+    ctx: RunContext,
+    delivery_date: dt.date,
+    tenants: Sequence[str] | None,
+    through: str = "silver",
+    from_layer: str = "bronze",
+) -> tuple[list[DeliveryStats], dict[str, dt.date]]:
+    """Bronze (unless `from_layer="silver"`) and silver (unless `through="bronze"`) of one
+    delivery → (conservation stats, horizons of the tenants it touched, blocked ones left out).
+    """
     ctx.gates.delivery_date = delivery_date
-    landed = bronze.ingest(ctx, delivery_date, tenants)
+    if from_layer == "bronze":
+        landed = bronze.ingest(ctx, delivery_date, tenants)
+    else:
+        landed = bronze.from_table(ctx, delivery_date, tenants)
+    if through == "bronze":
+        return [], {}
     event_tenants = landed.tenants["events"]
     silver = silver_events.build(ctx, delivery_date, event_tenants)
     registered = set(ctx.settings.tenants.ids())
@@ -102,10 +134,6 @@ def run_delivery(
     record_restatements(ctx, delivery_date, restated)
     ctx.restated_partitions += sum(len(days) for days in restated.values())
     horizons = {t: h for t, h in horizons.items() if t not in ctx.gates.blocked}
-    if through == "gold":
-        todo = gold.build(ctx, horizons)
-        marts.build(ctx, todo, horizons)
-        gold.record_progress(ctx, horizons, todo)
     stats = [
         DeliveryStats(
             tenant_id=t,
@@ -131,7 +159,40 @@ def run_delivery(
             for s in broken
         )
         raise ConservationError(f"conservation violated: {detail}")
-    return stats
+    return stats, horizons
+
+
+def build_gold(ctx: RunContext, horizons: dict[str, dt.date]) -> None:
+    """Recompute every pending gold partition of these tenants (`jobs.gold.plan`)."""
+    horizons = {t: h for t, h in horizons.items() if t not in ctx.gates.blocked}
+    todo = gold.build(ctx, horizons)
+    marts.build(ctx, todo, horizons)
+    gold.record_progress(ctx, horizons, todo)
+    record_quality(ctx, ctx.gates.unrecorded())
+
+
+def restate_range(ctx: RunContext, first: dt.date, last: dt.date, tenants: Sequence[str]) -> None:
+    """Mark every gold partition of `tenants` from `first` to `last`, and every event date the
+    deliveries of that range carried, as changed for every reason: the next gold build
+    recomputes them (after a logic change or a new metric version)."""
+    every_reason = {"events", "identity", "attribution", "hierarchy", "subscriptions",
+                    "accounts", "tickets"}  # fmt: skip
+    restate: dict[str, dict[dt.date, set[str]]] = {
+        t: {d: every_reason for d in date_range(first, last)} for t in tenants
+    }
+    manifest = read_table(ctx.spark, ctx.path(SILVER_DELIVERY_EVENT_DATES.name))
+    if manifest is not None and tenants:
+        carried = (
+            manifest.where(tenants_predicate(tenants))
+            .where(F.col("delivery_date").between(F.lit(first), F.lit(last)))
+            .select("tenant_id", "event_date")
+            .distinct()
+            .collect()
+        )  # dates, not events: at most tenants × days rows
+        for r in carried:
+            restate[r.tenant_id][r.event_date] = every_reason
+    record_restatements(ctx, last, restate)
+    ctx.restated_partitions += sum(len(days) for days in restate.values())
 
 
 def _log_delivery_cost(
@@ -159,30 +220,51 @@ def execute(
     tenants: Sequence[str] | None = None,
     spark: SparkSession | None = None,
     through: str = "gold",
+    from_layer: str = "bronze",
 ) -> RunResult:
     """Run `dates` in order inside one Spark session and one ledgered run.
 
+    `command="run"` builds each delivery through `through` in turn. `command="backfill"`
+    is one pass: bronze and silver delivery by delivery (first delivery wins, exactly as
+    daily), then gold once for every partition the range changed. A backfill from silver or
+    gold also restates the range's gold partitions, so a logic change reaches all of them.
     `spark` is for callers that already hold a session (tests, notebooks); otherwise one is
-    built from `settings`. `through` is the last layer published (see `run_delivery`).
+    built from `settings`. Layers are bronze, silver, gold (see `run_delivery`).
     """
-    if through not in LAYERS:
-        raise InputError(f"--through: {through!r} is not one of {', '.join(LAYERS)}")
+    _check_layers(from_layer, through)
+    if not dates:
+        raise InputError("no delivery dates to process")
     run_id = new_run_id()
     log = configure_logging(run_id)
     pii_key, key_origin = load_pii_key(settings)
     spark = spark or build_session(settings, app_name=f"lakehouse {command}")
     ctx = RunContext(spark, settings, run_id, command, pii_key, log=log)
-    log.info("%s: dates %s, tenants %s", command, [d.isoformat() for d in dates], tenants or "all")
+    log.info("%s: dates %s, tenants %s, layers %s → %s", command,
+             [d.isoformat() for d in dates], tenants or "all", from_layer, through)  # fmt: skip
     log.info("warehouse %s, landing %s; pseudonym key from %s",
              settings.warehouse, settings.landing, key_origin)  # fmt: skip
     record_run(ctx, "started", dates, tenants)
     all_stats: list[DeliveryStats] = []
+    one_pass = command == "backfill"
     try:
-        for day in dates:
-            before_t, before_j = dict(ctx.timings), dict(ctx.spark_jobs)
-            started = time.perf_counter()
-            all_stats += run_delivery(ctx, day, tenants, through)
-            _log_delivery_cost(ctx, day, time.perf_counter() - started, before_t, before_j)
+        horizons: dict[str, dt.date] = {}
+        if from_layer != "gold":
+            for day in dates:
+                before_t, before_j = dict(ctx.timings), dict(ctx.spark_jobs)
+                started = time.perf_counter()
+                if one_pass:
+                    stats, touched = build_silver(ctx, day, tenants, through, from_layer)
+                    all_stats += stats
+                    horizons.update(touched)
+                else:
+                    all_stats += run_delivery(ctx, day, tenants, through, from_layer)
+                _log_delivery_cost(ctx, day, time.perf_counter() - started, before_t, before_j)
+        if through == "gold" and (one_pass or from_layer == "gold"):
+            scope = sorted(set(tenants or settings.tenants.ids()) - set(ctx.gates.blocked))
+            if one_pass and from_layer != "bronze":
+                restate_range(ctx, min(dates), max(dates), scope)
+            horizons = _horizons(ctx, scope if from_layer == "gold" else sorted(horizons))
+            build_gold(ctx, horizons)
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
         log.error("run failed: %s", message)

@@ -124,7 +124,11 @@ def test_dates_are_validated() -> None:
         (["backfill", "--start", "2026-03-05", "--end", "2026-03-01"], "--end"),
         (["generate", "--preset", "huge", "--out", "/tmp/x"], "--preset"),
         (["run", "--date", "2026-03-05", "--conf", "/no/such/conf"], "--conf"),
-        (["run", "--date", "2026-03-05", "--through", "bronze"], "--through"),
+        (["run", "--date", "2026-03-05", "--through", "platinum"], "--through"),
+        (
+            ["backfill", "--start", "2026-03-05", "--end", "2026-03-06", "--from-layer", "x"],
+            "--from-layer",
+        ),
     ],
 )
 def test_cli_errors_name_the_flag(args, flag, tmp_path, monkeypatch) -> None:
