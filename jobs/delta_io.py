@@ -9,7 +9,10 @@ never a mix. Predicates are built only from validated tenant ids and `date` obje
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -132,6 +135,40 @@ def read_table(spark: SparkSession, path: str, version: int | None = None) -> Da
     return spark.read.format("delta").option("versionAsOf", version).load(path)
 
 
+# Delta's optimistic concurrency: a commit that lost a race with a concurrent writer. Runs
+# of different tenants write disjoint partitions, so the only races are table creation and
+# metadata; re-running the write (it replaces exactly its own partitions) is always safe.
+CONFLICTS = (
+    "ConcurrentAppendException", "ConcurrentDeleteReadException",
+    "ConcurrentDeleteDeleteException", "ConcurrentTransactionException",
+    "ProtocolChangedException", "MetadataChangedException", "DELTA_CONCURRENT",
+    "DELTA_PROTOCOL_CHANGED", "DELTA_METADATA_CHANGED",
+)  # fmt: skip
+COMMIT_ATTEMPTS = 5
+log = logging.getLogger("lakehouse.delta_io")
+
+
+def is_conflict(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}"
+    return any(name in text for name in CONFLICTS)
+
+
+def with_commit_retry(write: Callable[[], None], path: str) -> None:
+    """Run `write`; on a Delta commit conflict, retry up to COMMIT_ATTEMPTS times with
+    jittered backoff (the write is recomputed and re-validated by Delta each time)."""
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            write()
+            return
+        except Exception as exc:
+            if attempt == COMMIT_ATTEMPTS or not is_conflict(exc):
+                raise
+            pause = random.uniform(0.5, 1.5) * attempt
+            log.warning("commit to %s lost a race with a concurrent writer (attempt %d/%d): "
+                        "retrying in %.1fs", path, attempt, COMMIT_ATTEMPTS, pause)  # fmt: skip
+            time.sleep(pause)
+
+
 def replace_partitions(
     df: DataFrame, path: str, predicate: str, partition_by: tuple[str, ...]
 ) -> None:
@@ -139,22 +176,31 @@ def replace_partitions(
 
     Creates the table, partitioned by `partition_by`, on first write. Columns added to a
     table's output are added to the table (Delta `mergeSchema`; partitions written before
-    hold NULL there until rebuilt); a changed type still fails the write.
+    hold NULL there until rebuilt); a changed type still fails the write. A commit that
+    races a concurrent writer is retried (`with_commit_retry`).
     """
     spark = df.sparkSession
-    writer = df.write.format("delta")
-    if not table_exists(spark, path):
-        writer.partitionBy(*partition_by).mode("append").save(path)
-        return
-    writer.mode("overwrite").option("replaceWhere", predicate).option("mergeSchema", "true").save(
-        path
-    )
+
+    def write() -> None:
+        writer = df.write.format("delta")
+        if not table_exists(spark, path):
+            writer.partitionBy(*partition_by).mode("append").save(path)
+            return
+        writer.mode("overwrite").option("replaceWhere", predicate).option(
+            "mergeSchema", "true"
+        ).save(path)
+
+    with_commit_retry(write, path)
 
 
 def append(df: DataFrame, path: str, partition_by: tuple[str, ...] = ()) -> None:
     """Append rows (ledger tables); creates the table on first write. New columns of a
     ledger row are added to the table (older rows hold NULL there)."""
-    writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
-    if partition_by and not table_exists(df.sparkSession, path):
-        writer = writer.partitionBy(*partition_by)
-    writer.save(path)
+
+    def write() -> None:
+        writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
+        if partition_by and not table_exists(df.sparkSession, path):
+            writer = writer.partitionBy(*partition_by)
+        writer.save(path)
+
+    with_commit_retry(write, path)

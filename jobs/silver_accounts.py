@@ -61,6 +61,7 @@ from jobs.delta_io import (
     date_range,
     partition_predicate,
     read_table,
+    table_exists,
     tenants_predicate,
 )
 from jobs.tables import (
@@ -313,6 +314,8 @@ def build(
         # History is a function of the snapshots and group calls: recompute it only for
         # tenants whose snapshot of this date changed or whose group calls changed.
         moved = sorted((changed["accounts"] | set(group_changes)) & set(tenants))
+        if not moved and not table_exists(spark, ctx.path(SILVER_ACCOUNTS.name)):
+            moved = tenants  # created (empty) on the first run: gold's gates join it
         if moved:
             with ctx.stage(SILVER_ACCOUNTS.name):
                 _publish_accounts(
@@ -432,7 +435,7 @@ def _publish_hierarchy(
         if days:
             start = min(days)
             ranges[t] = (start, max(ends[t], last_done.get(t, start), start))
-    if not ranges:
+    if not ranges and old is not None:
         return  # nothing changed and every tenant is materialised up to its horizon
     timeline = parent_timeline(snapshots, group_calls).persist(StorageLevel.MEMORY_AND_DISK)
     edges = hierarchy = None

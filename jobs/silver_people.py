@@ -40,6 +40,7 @@ from jobs.delta_io import (
     partition_predicate,
     read_table,
     tenants_predicate,
+    with_commit_retry,
 )
 from jobs.tables import (
     SILVER_ACCOUNT_MEMBERSHIPS,
@@ -447,8 +448,10 @@ def _publish_map(
 ) -> None:
     """One Delta commit: insert, move or delete the identifiers whose person changed."""
     lineage = [F.lit(ctx.run_id).alias("_run_id")]
-    if map_version is None:
-        ctx.gates.publish(SILVER_IDENTITY_MAP, new_persons.select("*", *lineage), "TRUE")
+    if map_version is None:  # the first map: its own tenants' partitions, never "all"
+        first = [r.tenant_id for r in new_persons.select("tenant_id").distinct().collect()]
+        predicate = tenants_predicate(first)
+        ctx.gates.publish(SILVER_IDENTITY_MAP, new_persons.select("*", *lineage), predicate)
         return
     source = ctx.gates.keep(changed).select(
         "tenant_id",
@@ -459,6 +462,11 @@ def _publish_map(
     tenants = [r.tenant_id for r in source.select("tenant_id").distinct().collect()]
     if not tenants:
         return
+    with_commit_retry(lambda: _merge_map(ctx, map_path, source, tenants), map_path)
+    ctx.gates.record(SILVER_IDENTITY_MAP, map_version, tenants_predicate(tenants))
+
+
+def _merge_map(ctx: RunContext, map_path: str, source: DataFrame, tenants: list[str]) -> None:
     (
         DeltaTable.forPath(ctx.spark, map_path)
         .alias("t")
@@ -477,7 +485,6 @@ def _publish_map(
         )
         .execute()
     )
-    ctx.gates.record(SILVER_IDENTITY_MAP, map_version, tenants_predicate(tenants))
 
 
 def _log_merges(ctx: RunContext, both: DataFrame, delivery_date: dt.date) -> None:
