@@ -12,7 +12,7 @@ LINT_DIRS := $(wildcard jobs tests dags notebooks)
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup jars demo test test-fast lint fmt lock clean clean-demo
+.PHONY: help setup jars demo test test-fast lint fmt lock clean clean-demo airflow-demo cluster-check
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,22 @@ $(ASSETS_STAMP): $(STAMP) jobs/docs_assets.py  # CSS/JS the Data Docs pages use,
 
 demo: setup  ## Generate the small preset, run the pipeline over several days, print the summary
 	$(BIN)/python -m jobs.demo
+
+# Airflow against a SQLite metadata DB in .airflow/, the DAGs of dags/, tiny generated data
+AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False LAKEHOUSE_LANDING=$(CURDIR)/.airflow/landing \
+	LAKEHOUSE_WAREHOUSE=$(CURDIR)/.airflow/warehouse
+
+airflow-demo: setup  ## Run the daily DAG in Airflow end to end for two days of tiny data
+	$(AIRFLOW_ENV) $(BIN)/airflow db migrate >/dev/null
+	test -d .airflow/landing || $(BIN)/lakehouse generate --preset tiny --days 2 --seed 7 --out .airflow/landing
+	$(AIRFLOW_ENV) $(BIN)/airflow dags test account_analytics_daily 2026-03-06T06:00:00+00:00
+	$(AIRFLOW_ENV) $(BIN)/airflow dags test account_analytics_daily 2026-03-07T06:00:00+00:00
+	$(AIRFLOW_ENV) $(BIN)/lakehouse runs
+
+cluster-check: setup  ## A Spark standalone master + 2 workers on loopback run a day; compare with local
+	test -d .cache/cluster-check/landing || $(BIN)/lakehouse generate --preset tiny --days 1 --seed 7 --out .cache/cluster-check/landing
+	$(BIN)/python -m jobs.cluster_check --landing .cache/cluster-check/landing --date 2026-03-05 --out .cache/cluster-check
 
 test: setup  ## Run the whole test suite (CI runs this)
 	$(BIN)/python -m pytest

@@ -13,6 +13,7 @@ under the project folder.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import re
 import types
@@ -115,6 +116,23 @@ class ValidationConf:
 
 
 @dataclass(frozen=True)
+class OrchestrationConf:
+    """How the Airflow DAGs of `dags/` schedule and run the jobs (docs/orchestration.md)."""
+
+    daily_schedule: str = "0 6 * * *"  # cron, UTC; a run processes its data interval's date
+    start_date: str = "2026-03-05"  # the first delivery date the daily DAG knows
+    retries: int = 2
+    retry_delay_minutes: int = 10
+    max_active_runs: int = 1
+    execution: str = "local"  # local: jobs run in the worker; cluster: spark-submit
+    spark_conn_id: str = "spark_default"  # the Airflow connection SparkSubmitOperator uses
+    maintenance_schedule: str = "30 3 * * 0"
+    optimize_recent_days: int = 7  # OPTIMIZE partitions of the last N days
+    vacuum_retention_hours: int = 168  # VACUUM keeps this much time travel (Delta: ≥ 168)
+    bronze_retention_days: dict[str, int] = field(default_factory=lambda: {"default": 400})
+
+
+@dataclass(frozen=True)
 class PipelineConf:
     """`conf/lakehouse.yaml`."""
 
@@ -123,6 +141,7 @@ class PipelineConf:
     delta: DeltaConf = field(default_factory=DeltaConf)
     identity: IdentityConf = field(default_factory=IdentityConf)
     validation: ValidationConf = field(default_factory=ValidationConf)
+    orchestration: OrchestrationConf = field(default_factory=OrchestrationConf)
 
 
 @dataclass(frozen=True)
@@ -342,6 +361,35 @@ def load_file(cls: type[T], path: Path) -> T:
 # --------------------------------------------------------------------------- semantic checks
 
 
+def _check_orchestration(o: OrchestrationConf, where: str) -> None:
+    if o.execution not in ("local", "cluster"):
+        raise ConfigError(f"{where}.execution: {o.execution!r} is not one of local, cluster")
+    try:
+        dt.date.fromisoformat(o.start_date)
+    except ValueError:
+        raise ConfigError(f"{where}.start_date: {o.start_date!r} is not YYYY-MM-DD") from None
+    for name in ("daily_schedule", "maintenance_schedule"):
+        if len(getattr(o, name).split()) != 5:
+            raise ConfigError(f"{where}.{name}: {getattr(o, name)!r} is not a 5-field cron")
+    if o.max_active_runs < 1:
+        raise ConfigError(f"{where}.max_active_runs: must be >= 1")
+    for name in ("retries", "retry_delay_minutes", "optimize_recent_days"):
+        if getattr(o, name) < 0:
+            raise ConfigError(f"{where}.{name}: must be >= 0")
+    if o.vacuum_retention_hours < 168:
+        raise ConfigError(
+            f"{where}.vacuum_retention_hours: {o.vacuum_retention_hours} is under Delta's "
+            "safe minimum of 168 (a week): concurrent readers could lose files"
+        )
+    for tenant, days in o.bronze_retention_days.items():
+        if tenant != "default" and not TENANT_ID_PATTERN.match(tenant):
+            raise ConfigError(f"{where}.bronze_retention_days: {tenant!r} is not a tenant id")
+        if days < 1:
+            raise ConfigError(f"{where}.bronze_retention_days.{tenant}: must be >= 1")
+    if "default" not in o.bronze_retention_days:
+        raise ConfigError(f"{where}.bronze_retention_days: needs a 'default' entry")
+
+
 def _check(obj: Any, path: Path) -> None:
     if isinstance(obj, PipelineConf):
         if obj.profile not in obj.profiles:
@@ -351,6 +399,7 @@ def _check(obj: Any, path: Path) -> None:
         for name, prof in obj.profiles.items():
             if prof.shuffle_partitions < 1:
                 raise ConfigError(f"{path}: profiles.{name}.shuffle_partitions: must be >= 1")
+        _check_orchestration(obj.orchestration, f"{path}: orchestration")
     elif isinstance(obj, TenantRegistry):
         seen: set[str] = set()
         for i, tenant in enumerate(obj.tenants):

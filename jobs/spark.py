@@ -72,13 +72,24 @@ def session_conf(settings: Settings, overrides: Mapping[str, str] | None = None)
     return conf
 
 
+SUBMIT_OWNS = ("spark.master", "spark.driver.memory", "spark.jars", "spark.jars.packages",
+               "spark.jars.ivy", "spark.driver.extraJavaOptions", "spark.driver.host",
+               "spark.driver.bindAddress")  # fmt: skip
+
+
 def build_session(
     settings: Settings, app_name: str = "lakehouse", overrides: Mapping[str, str] | None = None
 ) -> SparkSession:
     """Create (or return the running) SparkSession configured for `settings`."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    conf = session_conf(settings, overrides)
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        # Started by spark-submit (cluster mode): its --master, driver memory and --jars
+        # already shaped the driver JVM and win over the profile's.
+        for key in SUBMIT_OWNS:
+            conf.pop(key, None)
     builder = SparkSession.builder.appName(app_name)
-    for key, value in session_conf(settings, overrides).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
