@@ -17,6 +17,7 @@ Each step is one Delta operation per table: readers see the table before or afte
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from jobs import tables
 from jobs.config import Settings
@@ -36,8 +37,14 @@ def _date_column(spec: tables.TableSpec) -> str | None:
     return dated[0] if dated else None
 
 
-def run_step(settings: Settings, step: str, today: dt.date | None = None) -> str:
-    """Run one maintenance step over every table of the warehouse; → a one-line summary."""
+def run_step(
+    settings: Settings,
+    step: str,
+    today: dt.date | None = None,
+    only: Sequence[str] | None = None,
+) -> str:
+    """Run one maintenance step over every table of the warehouse (or the tables named in
+    `only`); → a one-line summary."""
     if step not in STEPS:
         raise ValueError(f"step: {step!r} is not one of {', '.join(STEPS)}")
     from delta.tables import DeltaTable
@@ -50,6 +57,8 @@ def run_step(settings: Settings, step: str, today: dt.date | None = None) -> str
     today = today or dt.datetime.now(dt.UTC).date()
     done = []
     for spec in all_tables():
+        if only is not None and spec.name not in only:
+            continue
         path = settings.table_path(spec.name)
         if not table_exists(spark, path):
             continue
