@@ -108,18 +108,6 @@ def test_run_conserves_and_deduplicates(spark, basic) -> None:
     assert sorted(r.status for r in ledger.collect()) == ["started", "succeeded"]
 
 
-def test_rerun_and_any_order_give_identical_tables(spark, basic, make_settings, tmp_path):
-    landing, in_order = copy_of_basic(basic, make_settings, tmp_path)  # D1 then D2
-    snapshot = {t: read(spark, in_order, t).localCheckpoint() for t in SILVER_TABLES}
-    run(in_order, spark, D2, D1)  # re-running both deliveries changes nothing
-    reverse = make_settings(landing, TEST_TENANTS, name="reverse")
-    run(reverse, spark, D2)
-    run(reverse, spark, D1)
-    for table in SILVER_TABLES:
-        assert_same_rows(read(spark, in_order, table), snapshot[table], drop=MOVED)
-        assert_same_rows(read(spark, reverse, table), snapshot[table], drop=MOVED)
-
-
 def test_redelivery_weeks_later_does_not_double_count(spark, basic, make_settings, tmp_path):
     landing, settings = copy_of_basic(basic, make_settings, tmp_path)
     before = read(spark, settings, "silver.events").localCheckpoint()
