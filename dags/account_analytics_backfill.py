@@ -14,24 +14,21 @@ version). Trigger with `airflow dags trigger account_analytics_backfill --conf
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import DAG, Param
 
-from jobs.dag_factory import gold_assets, layer_group
+from jobs.config import TENANT_ID_PATTERN
+from jobs.dag_factory import dag_defaults, gold_assets, layer_group
 from jobs.orchestration import orchestration_conf
 
 conf = orchestration_conf()
 DATE = r"^\d{4}-\d{2}-\d{2}$"
-TENANT = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+TENANT = TENANT_ID_PATTERN.pattern
 
 with DAG(
     dag_id="account_analytics_backfill",
     schedule=None,
-    start_date=dt.datetime.fromisoformat(conf.start_date).replace(tzinfo=dt.UTC),
-    catchup=False,
     max_active_runs=1,
-    default_args={"retries": 0},  # a replay is re-triggered by a person, not retried blindly
+    **dag_defaults(conf, retries=0),  # a replay is re-triggered by a person, not blindly
     params={
         "start": Param(
             conf.start_date,

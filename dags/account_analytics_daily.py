@@ -18,11 +18,9 @@ linking the Data Docs, when any tenant was held back. Other tenants publish rega
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
-from jobs.dag_factory import DELIVERY_DATE, gold_assets, layer_group
+from jobs.dag_factory import DELIVERY_DATE, dag_defaults, gold_assets, layer_group
 from jobs.orchestration import orchestration_conf
 
 conf = orchestration_conf()
@@ -30,13 +28,8 @@ conf = orchestration_conf()
 with DAG(
     dag_id="account_analytics_daily",
     schedule=CronDataIntervalTimetable(conf.daily_schedule, timezone="UTC"),
-    start_date=dt.datetime.fromisoformat(conf.start_date).replace(tzinfo=dt.UTC),
-    catchup=False,
     max_active_runs=conf.max_active_runs,
-    default_args={
-        "retries": conf.retries,
-        "retry_delay": dt.timedelta(minutes=conf.retry_delay_minutes),
-    },
+    **dag_defaults(conf),
     tags=["lakehouse", "daily"],
     doc_md=__doc__,
 ) as dag:

@@ -10,11 +10,9 @@ All three come from the `orchestration:` section of conf/lakehouse.yaml.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import DAG, CronTriggerTimetable, chain
 
-from jobs.dag_factory import maintenance_task
+from jobs.dag_factory import dag_defaults, maintenance_task
 from jobs.orchestration import orchestration_conf
 
 conf = orchestration_conf()
@@ -22,13 +20,8 @@ conf = orchestration_conf()
 with DAG(
     dag_id="lakehouse_maintenance",
     schedule=CronTriggerTimetable(conf.maintenance_schedule, timezone="UTC"),
-    start_date=dt.datetime.fromisoformat(conf.start_date).replace(tzinfo=dt.UTC),
-    catchup=False,
     max_active_runs=1,
-    default_args={
-        "retries": conf.retries,
-        "retry_delay": dt.timedelta(minutes=conf.retry_delay_minutes),
-    },
+    **dag_defaults(conf),
     tags=["lakehouse", "maintenance"],
     doc_md=__doc__,
 ) as dag:

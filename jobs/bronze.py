@@ -176,8 +176,9 @@ def from_table(
     """What an earlier ingest put in bronze for one delivery date: the same result as
     `ingest`, read from the bronze tables instead of landing (a rebuild from silver).
 
-    Bronze keeps non-blank lines only, so `blank_lines` is 0 and `landed_lines` counts the
-    bronze rows; conservation (landed = accepted + rejected + duplicates) holds as before."""
+    Bronze keeps non-blank lines only, so no blank lines are counted and `landed_lines`
+    counts the bronze rows; conservation (landed = accepted + rejected + duplicates) holds
+    as before."""
     result = BronzeResult({}, {}, {}, {})
     for source in SOURCES:
         table = read_table(ctx.spark, ctx.path(BRONZE[source].name))
@@ -196,7 +197,6 @@ def from_table(
         result.tenants[source] = tuple(sorted(r.tenant_id for r in counts))
         for r in counts:
             result.landed_lines[(source, r.tenant_id)] = int(r.n)
-            result.blank_lines[(source, r.tenant_id)] = 0
             result.files[(source, r.tenant_id)] = int(r.files)
     ctx.log.info("bronze: rebuilding from the bronze tables of %s (%s)", delivery_date,
                  ", ".join(f"{s} {len(t)} tenants" for s, t in result.tenants.items()))  # fmt: skip

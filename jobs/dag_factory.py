@@ -13,6 +13,7 @@ they run.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,21 @@ from jobs import orchestration
 from jobs.config import OrchestrationConf, load_settings
 
 SUBMIT_APP = str(Path(__file__).with_name("submit.py"))
+
+
+def dag_defaults(conf: OrchestrationConf, retries: int | None = None) -> dict[str, Any]:
+    """The DAG arguments every lakehouse DAG shares: start date, no catch-up (history is
+    replayed by the backfill DAG) and the retry policy (`retries` overrides conf's)."""
+    return {
+        "start_date": dt.datetime.fromisoformat(conf.start_date).replace(tzinfo=dt.UTC),
+        "catchup": False,
+        "default_args": {
+            "retries": conf.retries if retries is None else retries,
+            "retry_delay": dt.timedelta(minutes=conf.retry_delay_minutes),
+        },
+    }
+
+
 # the delivery date of a scheduled run: the start of its data interval, in UTC
 DELIVERY_DATE = "{{ data_interval_start.strftime('%Y-%m-%d') }}"
 

@@ -26,7 +26,6 @@ GOLD_ASSETS = (
     "gold.account_activation",
     "gold.account_retention_monthly",
 )
-LAYERS = ("bronze", "silver", "gold")
 
 
 class LayerBlocked(RuntimeError):
@@ -44,18 +43,6 @@ def asset_uri(table: str, settings: Settings | None = None) -> str:
     return path if "://" in path else f"file://{path}"
 
 
-def _clean_request(
-    dates: Sequence[str], tenants: Sequence[str] | None, from_layer: str, through: str
-) -> tuple[list[dt.date], list[str] | None]:
-    """Validate what a DAG run asks for before anything is read or written."""
-    days = [parse_date(d, "delivery date") for d in dates]
-    for flag, layer in (("from_layer", from_layer), ("through", through)):
-        if layer not in LAYERS:
-            raise ValueError(f"{flag}: {layer!r} is not one of {', '.join(LAYERS)}")
-    names = [require_tenant_id(t, "tenants") for t in tenants] if tenants else None
-    return days, names
-
-
 def run_layers(
     command: str,
     dates: Sequence[str],
@@ -69,42 +56,27 @@ def run_layers(
     Returns the run's outcome for the layer's gate task. A run that failed in a way a retry
     may cure (an exception) raises; a run whose gates blocked tenants returns normally with
     them listed — the other tenants are published, and the gate task reports the block."""
+    # Dates and tenants are checked before anything is read; `execute` checks the layers.
     if command == "backfill":
-        dates = backfill_dates(dates[0], dates[-1])
-    days, names = _clean_request(dates, tenants, from_layer, through)
+        days = backfill_dates(dates[0], dates[-1])
+    else:
+        days = [parse_date(d, "delivery date") for d in dates]
+    names = [require_tenant_id(t, "tenants") for t in tenants] if tenants else None
     from pyspark.sql import SparkSession
 
     from jobs.pipeline import execute
 
-    settings = load_settings()
     existing = SparkSession.getActiveSession()  # a worker reusing its session (or `dag.test`)
-    result = execute(settings, command, days, names, spark=existing, through=through,
+    result = execute(load_settings(), command, days, names, spark=existing, through=through,
                      from_layer=from_layer)  # fmt: skip
-    outcome = _outcome(settings, result.run_id)
-    if result.status != "succeeded" and not outcome["blocked_tenants"]:
+    if result.status != "succeeded" and not result.blocked_tenants:
         raise RuntimeError(f"run {result.run_id} failed: {result.error}")
-    return outcome
-
-
-def _outcome(settings: Settings, run_id: str) -> dict[str, Any]:
-    """The final ledger row of a run, as plain values (what an XCom can carry)."""
-    from pyspark.sql import SparkSession
-    from pyspark.sql import functions as F
-
-    spark = SparkSession.getActiveSession()
-    row = (
-        spark.read.format("delta")
-        .load(settings.table_path("ops.pipeline_runs"))
-        .where(F.col("run_id") == run_id)
-        .where(F.col("status") != "started")
-        .first()
-    )
-    return {
-        "run_id": run_id,
-        "status": row.status,
-        "blocked_tenants": list(row.blocked_tenants or []),
-        "gate_failures": list(row.gate_failures or []),
-        "data_docs": row.data_docs,
+    return {  # plain values: what an XCom can carry
+        "run_id": result.run_id,
+        "status": result.status,
+        "blocked_tenants": list(result.blocked_tenants),
+        "gate_failures": list(result.gate_failures),
+        "data_docs": result.data_docs,
     }
 
 
@@ -139,12 +111,14 @@ def submit_args(
     return args
 
 
-def backfill_dates(start: str, end: str) -> list[str]:
+def backfill_dates(start: str, end: str) -> list[dt.date]:
     """Every delivery date from `start` to `end` (the backfill DAG's params)."""
+    from jobs.delta_io import date_range  # in the task, not at DAG parse time (pyspark)
+
     first, last = parse_date(start, "start"), parse_date(end, "end")
     if last < first:
         raise ValueError(f"end: {last} is before start {first}")
-    return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    return date_range(first, last)
 
 
 def maintain(step: str) -> str:

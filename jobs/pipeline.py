@@ -45,6 +45,8 @@ class RunResult:
     stats: tuple[DeliveryStats, ...]
     error: str | None = None
     data_docs: str | None = None  # index.html of the Great Expectations Data Docs
+    blocked_tenants: tuple[str, ...] = ()  # held back by a gate (the others published)
+    gate_failures: tuple[str, ...] = ()
 
 
 def _horizons(ctx: RunContext, tenants: Sequence[str]) -> dict[str, dt.date]:
@@ -99,8 +101,8 @@ def build_silver(
     from_layer: str = "bronze",
 ) -> tuple[list[DeliveryStats], dict[str, dt.date]]:
     """Bronze (unless `from_layer="silver"`) and silver (unless `through="bronze"`) of one
-    delivery → (conservation stats, horizons of the tenants it touched, blocked ones left out).
-    """
+    delivery → (conservation stats, horizons of the tenants it touched; `build_gold` leaves
+    out the ones a gate blocked)."""
     ctx.gates.delivery_date = delivery_date
     if from_layer == "bronze":
         landed = bronze.ingest(ctx, delivery_date, tenants)
@@ -133,7 +135,6 @@ def build_silver(
                 restated[tenant][day] |= set(reasons)
     record_restatements(ctx, delivery_date, restated)
     ctx.restated_partitions += sum(len(days) for days in restated.values())
-    horizons = {t: h for t, h in horizons.items() if t not in ctx.gates.blocked}
     stats = [
         DeliveryStats(
             tenant_id=t,
@@ -279,7 +280,8 @@ def execute(
         message = f"{type(failure).__name__}: {failure}"
         log.error("run failed: %s", message)
         record_run(ctx, "failed", dates, tenants, message[:4000], summary)
-        return RunResult(run_id, "failed", tuple(all_stats), message, docs)
+        return RunResult(run_id, "failed", tuple(all_stats), message, docs,
+                         summary.blocked_tenants, summary.gate_failures)  # fmt: skip
     record_run(ctx, "succeeded", dates, tenants, summary=summary)
     log.info("run succeeded; stage seconds: %s",
              ", ".join(f"{k} {v:.1f}" for k, v in ctx.timings.items()))  # fmt: skip

@@ -161,6 +161,19 @@ def write_delivery(
     return path
 
 
+def data_tables(*layers: str) -> list[str]:
+    """Every table of `layers` the pipeline writes, except silver.identity_merges: a log of
+    merges as they happened (one pass sees identifiers together that daily runs saw merge
+    day by day), not a function of the inputs."""
+    from jobs.maintenance import all_tables
+
+    return [
+        s.name
+        for s in all_tables()
+        if s.name.split(".")[0] in layers and s.name != "silver.identity_merges"
+    ]
+
+
 def read(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
     return spark.read.format("delta").load(settings.table_path(table))
 

@@ -9,24 +9,15 @@ from pathlib import Path
 import pytest
 from delta.tables import DeltaTable
 
-from jobs import tables
 from jobs.config import load_settings
 from jobs.pipeline import execute
 from jobs.validation import InputError
 
-from .conftest import TINY_DAYS, assert_same_rows, read
+from .conftest import TINY_DAYS, assert_same_rows, data_tables, read
 
 pytestmark = pytest.mark.slow
 
-# Every table of data (ops.* are ledgers). identity_merges is a log of merges as they
-# happened: one pass sees identifiers together that daily runs saw merge day by day.
-DATA_TABLES = sorted(
-    spec.name
-    for spec in (*tables.BRONZE.values(), *vars(tables).values())
-    if isinstance(spec, tables.TableSpec)
-    and spec.name.split(".")[0] in ("bronze", "silver", "gold")
-    and spec.name != tables.SILVER_IDENTITY_MERGES.name
-)
+DATA_TABLES = data_tables("bronze", "silver", "gold")  # ops.* are ledgers
 
 
 def commits(settings, table: str) -> int:

@@ -19,22 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from jobs import tables
 from jobs.pipeline import execute
 
-from .conftest import TEST_TENANTS, assert_same_rows, read, write_delivery
+from .conftest import TEST_TENANTS, assert_same_rows, data_tables, read, write_delivery
 
 pytestmark = pytest.mark.slow
 DAYS = [dt.date(2026, 3, 5) + dt.timedelta(days=i) for i in range(5)]
 D1, D2, D3, D4, D5 = (d.isoformat() for d in DAYS)
 TENANTS = ["acme", "globex"]
-DATA_TABLES = sorted(
-    spec.name
-    for spec in (*tables.BRONZE.values(), *vars(tables).values())
-    if isinstance(spec, tables.TableSpec)
-    and spec.name.split(".")[0] in ("silver", "gold")
-    and spec.name != tables.SILVER_IDENTITY_MERGES.name  # a log of merges as they happened
-)
+DATA_TABLES = data_tables("silver", "gold")
 
 
 def ev(mid: str, ts: str, **kw: object) -> dict:
