@@ -82,7 +82,12 @@ def layer_group(
 ) -> tuple[Any, Any]:
     """A task group `layer` with `build` (publishes the layer; its gates run inline and
     block failing tenants) then `gate` (fails, naming them, when any tenant was blocked;
-    not retried: data does not heal by waiting). → (build, gate)."""
+    not retried: data does not heal by waiting). → (build, gate).
+
+    One `build` of a layer runs at a time across all runs of the DAG
+    (`max_active_tis_per_dag=1`): runs of the same tenants must not publish a layer at
+    once, and Airflow's own backfill starts up to its own `max_active_runs` (10 by
+    default) runs together, whatever the DAG's limit."""
     from_layer = from_layer or layer
     with TaskGroup(group_id or layer, tooltip=f"{layer}: build, then its gates") as group:
         if conf.execution == "local":
@@ -97,6 +102,7 @@ def layer_group(
                     "tenants": tenants,
                 },
                 outlets=list(outlets),
+                max_active_tis_per_dag=1,
             )
             gate = PythonOperator(
                 task_id="gate",
@@ -107,7 +113,7 @@ def layer_group(
         else:
             names = [tenants] if isinstance(tenants, str) else tenants
             args = orchestration.submit_args(command, dates, from_layer, layer, names)
-            build = _submit("build", args, conf, outlets=list(outlets))
+            build = _submit("build", args, conf, outlets=list(outlets), max_active_tis_per_dag=1)
             gate = _submit("gate", ["gate", "--layer", layer, "--date", dates[-1]], conf,
                            retries=0)  # fmt: skip
         build >> gate

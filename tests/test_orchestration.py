@@ -15,11 +15,12 @@ import yaml
 
 from jobs.orchestration import GOLD_ASSETS
 
-from .conftest import PROJECT_DIR, assert_same_rows, read
+from .conftest import PROJECT_DIR, assert_same_rows, data_tables, read
 
 pytestmark = pytest.mark.slow
 DAGS = PROJECT_DIR / "dags"
 DAY = "2026-03-05"
+NEXT_DAY = "2026-03-06"
 # the scheduled run whose data interval starts on DAY 06:00 UTC (conf: "0 6 * * *")
 LOGICAL = dt.datetime(2026, 3, 6, 6, tzinfo=dt.UTC)
 
@@ -33,7 +34,7 @@ def airflow(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("airflow")
     landing, warehouse = root / "landing", root / "wh"
-    generate_landing("tiny", 1, 7, landing)
+    generate_landing("tiny", 2, 7, landing)  # DAY and NEXT_DAY
     env = {
         "AIRFLOW_HOME": str(root / "home"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
@@ -79,6 +80,10 @@ def test_dags_parse_and_have_the_structure_we_rely_on(airflow) -> None:
     }  # fmt: skip
     daily = bag.dags["account_analytics_daily"]
     assert daily.max_active_runs == 1 and "lakehouse" in daily.tags and daily.doc_md
+    # Airflow's own backfill starts runs beyond the DAG's max_active_runs: one build of a
+    # layer at a time across runs keeps runs of the same tenants from publishing at once
+    assert all(daily.get_task(f"{g}.build").max_active_tis_per_dag == 1
+               for g in ("bronze", "silver", "gold"))  # fmt: skip
     assert daily.timetable.expression == "0 6 * * *"
     for layer, upstream in (("silver", "bronze"), ("gold", "silver")):
         build = daily.get_task(f"{layer}.build")
@@ -172,6 +177,96 @@ def test_cluster_mode_gives_the_same_silver_and_gold(airflow, daily_run, tmp_pat
     assert "identical silver and gold tables" in done.stdout
 
 
+def run_backfill_dag_runs(dag, backfill_id: int) -> list:
+    """Run the DagRuns an Airflow backfill created, one at a time, in the order the
+    scheduler starts them (its sort ordinal; max_active_runs=1): each run set running as
+    the scheduler does, its ready tasks run by Airflow's in-process task runner (the one
+    `dag.test()` uses) until the run ends. The scheduler and API-server daemons are not
+    started: a process and a Spark driver per task cost minutes here.
+    → [(data interval start, run type, state)] in that order."""
+    from airflow import settings
+    from airflow.models.backfill import BackfillDagRun
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from sqlalchemy import select
+
+    session = settings.Session()
+    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    run_ids = session.scalars(
+        select(DagRun.id)
+        .join(BackfillDagRun, BackfillDagRun.dag_run_id == DagRun.id)
+        .where(BackfillDagRun.backfill_id == backfill_id)
+        .order_by(BackfillDagRun.sort_ordinal)
+    ).all()
+
+    def fetch(run_id: int) -> DagRun:  # the task runner closes the session: re-read
+        run = session.get(DagRun, run_id)
+        run.dag = scheduler_dag
+        return run
+
+    for run_id in run_ids:
+        fetch(run_id).set_state(DagRunState.RUNNING)
+        session.commit()
+        while (run := fetch(run_id)).state == DagRunState.RUNNING:
+            ready, _ = run.update_state(session=session)
+            for ti in ready:
+                ti.try_number += 1
+                ti.state = TaskInstanceState.SCHEDULED
+            session.commit()
+            for ti in run.get_task_instances(session=session):
+                if ti.state == TaskInstanceState.SCHEDULED:
+                    _run_task(ti=ti, task=dag.task_dict[ti.task_id])
+            session.expire_all()
+    return [
+        (r.data_interval_start.date().isoformat(), str(r.run_type), str(r.state))
+        for r in map(fetch, run_ids)
+    ]
+
+
+def test_airflows_own_backfill_of_the_daily_dag_equals_daily_runs(
+    spark, airflow, daily_run, tmp_path, monkeypatch
+) -> None:
+    """`airflow backfill create --run-backwards` of the daily DAG over DAY and NEXT_DAY,
+    into a second warehouse: Airflow makes the runs (their data intervals, their order);
+    every silver and gold table equals daily runs of the same days in order."""
+    from airflow import settings as airflow_settings
+    from airflow.models.backfill import Backfill
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import delete, select
+
+    from jobs.config import load_settings
+    from jobs.pipeline import execute
+
+    daily_settings = load_settings()  # the daily DAG's warehouse holds DAY already
+    execute(daily_settings, "run", [dt.date.fromisoformat(NEXT_DAY)], None, spark=spark)
+    session = airflow_settings.Session()
+    # dag.test() made a manual run whose logical date is NEXT_DAY's interval start
+    session.execute(delete(DagRun).where(DagRun.dag_id == "account_analytics_daily"))
+    session.commit()
+
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", str(tmp_path / "backfill_wh"))
+    airflow_cli = Path(sys.executable).with_name("airflow")
+    created = subprocess.run(
+        [str(airflow_cli), "backfill", "create", "--dag-id", "account_analytics_daily",
+         "--from-date", f"{DAY}T06:00:00+00:00", "--to-date", f"{NEXT_DAY}T06:00:00+00:00",
+         "--run-backwards", "--max-active-runs", "1"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stdout[-2000:] + created.stderr[-2000:]
+    backfill_id = session.scalars(select(Backfill.id).order_by(Backfill.id.desc())).first()
+    runs = run_backfill_dag_runs(dagbag().dags["account_analytics_daily"], backfill_id)
+
+    assert runs == [(NEXT_DAY, "backfill", "success"), (DAY, "backfill", "success")]
+    backfilled = load_settings()
+    ledger = read(spark, backfilled, "ops.pipeline_runs").where("status = 'succeeded'")
+    firsts = ledger.orderBy("started_at").select("delivery_dates").collect()
+    assert [r.delivery_dates[0].isoformat() for r in firsts[::3]] == [NEXT_DAY, DAY]
+    for table in data_tables("silver", "gold"):
+        assert_same_rows(read(spark, backfilled, table), read(spark, daily_settings, table))
+
+
 def test_maintenance_compacts_expires_bronze_and_vacuums(spark, airflow, daily_run) -> None:
     """Last in this module: it rewrites the daily DAG's warehouse."""
     from jobs.config import load_settings
@@ -193,8 +288,9 @@ def test_maintenance_compacts_expires_bronze_and_vacuums(spark, airflow, daily_r
         "(tenant_id = 'acme' AND delivery_date < DATE'2026-02-03') OR "
         "(tenant_id NOT IN ('acme') AND delivery_date < DATE'2025-01-29')"
     )
-    # 400 days later the day's bronze rows are past the default retention; silver stays
-    run_step(settings, "retention", today=day + dt.timedelta(days=401), only=["bronze.events"])
+    # 400 days after NEXT_DAY both days' bronze rows are past the default retention;
+    # silver stays
+    run_step(settings, "retention", today=day + dt.timedelta(days=402), only=["bronze.events"])
     assert read(spark, settings, "bronze.events").count() == 0
     assert read(spark, settings, "silver.events").count() > 0
     # 168 h: nothing old enough to delete, and no error (each VACUUM lists the whole table:

@@ -1,6 +1,7 @@
 """Order independence (SPEC §7) on hand-built deliveries: five deliveries of two tenants
 processed in order, reversed, shuffled, as one backfill and tenant by tenant give the same
-silver and gold, row for row; late data restates exactly the partitions it affects.
+silver and gold, row for row; late data, a merge and a CRM move restate exactly the
+partitions they affect.
 
 The deliveries interact the way real ones do: a copy of an event re-delivered later (the
 first delivery wins, whatever the processing order), an anonymous visitor identified two
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ DAYS = [dt.date(2026, 3, 5) + dt.timedelta(days=i) for i in range(5)]
 D1, D2, D3, D4, D5 = (d.isoformat() for d in DAYS)
 TENANTS = ["acme", "globex"]
 DATA_TABLES = data_tables("silver", "gold")
+WATCHED = ("silver.events", "silver.account_hierarchy", "gold.account_daily")
 
 
 def ev(mid: str, ts: str, **kw: object) -> dict:
@@ -122,10 +125,13 @@ def daily(spark, tmp_path_factory):
     settings = load_settings(
         conf_dir=conf, landing=str(root / "landing"), warehouse=str(root / "daily")
     )
+    touched = {}  # day → table → partition folders its run rewrote (from the Delta log)
     for day in DAYS:
+        versions = {t: _last_version(settings, t) for t in WATCHED}
         result = execute(settings, "run", [day], spark=spark)
         assert result.status == "succeeded", result.error
-    return root / "landing", settings
+        touched[day] = {t: _touched(settings, t, versions[t]) for t in WATCHED}
+    return root / "landing", settings, touched
 
 
 # Each mode costs five silver builds (a delivery's silver is ~40 s of Spark jobs even
@@ -143,7 +149,7 @@ ORDERS = {
 
 @pytest.mark.parametrize("order", list(ORDERS))
 def test_every_order_gives_the_same_silver_and_gold(spark, daily, make_settings, order):
-    landing, reference = daily
+    landing, reference, _ = daily
     settings = replay(spark, make_settings, landing, order, ORDERS[order])
     for table in DATA_TABLES:
         if not Path(reference.table_path(table), "_delta_log").is_dir():
@@ -153,7 +159,7 @@ def test_every_order_gives_the_same_silver_and_gold(spark, daily, make_settings,
 
 def test_the_hand_built_story_came_out_as_the_spec_says(spark, daily) -> None:
     """Not only equal: right. Persons, attribution, late dates and sessions by hand."""
-    _, settings = daily
+    _, settings, _ = daily
     events = {r.message_id: r for r in read(spark, settings, "silver.events").collect()}
     assert len(events) == 13 + 5  # 13 acme + 5 globex messages, each once
     assert events["a2"].delivery_date == DAYS[0]  # the first delivery's copy survives
@@ -180,7 +186,7 @@ def test_late_data_restates_exactly_the_affected_partitions(spark, daily, make_s
     is tests/test_pipeline.py::test_late_file_and_shrunken_redelivery_restate.)"""
     import shutil
 
-    landing, reference = daily
+    landing, reference, _ = daily
     copy = tmp_path / "landing"
     shutil.copytree(landing, copy)
     settings = make_settings(copy, TEST_TENANTS, name="late")
@@ -203,9 +209,48 @@ def test_late_data_restates_exactly_the_affected_partitions(spark, daily, make_s
     assert_same_rows(after.where(f"NOT ({key})"), before.where(f"NOT ({key})"))
 
 
+def test_a_crm_move_and_a_late_event_restate_exactly_their_partitions(spark, daily) -> None:
+    """Which partitions each daily run rewrote, from the Delta log (the order tests above
+    prove that each result equals a replay in any order):
+
+    - D3: acme's CRM snapshot moves acc-2 under acc-1 and an identify merges anon-1 into
+      u2. Hierarchy gains acme's D3 only (as-of dates before it keep acc-2 parentless);
+      silver.events rewrites the merged person's two dates and D3; gold.account_daily only
+      acme's 03-05 … D3. globex delivered nothing and nothing of it changes.
+    - D4: an acme event ten days late (02-26). silver.events rewrites 02-26 and the day's
+      dates; gold.account_daily restates acme's 02-26 … D4 (every trailing 28-day window
+      holding 02-26, up to acme's horizon) and globex's 03-07 … D4 (its horizon moving on
+      from 03-06), nothing else.
+    """
+    _, settings, touched = daily
+
+    def parts(day: dt.date, table: str) -> set[str]:
+        return {re.sub(r"tenant_id=|\w+_date=", "", p) for p in touched[day][table]}
+
+    def span(tenant: str, first: str, last: str) -> set[str]:
+        days = (dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days + 1
+        start = dt.date.fromisoformat(first)
+        return {f"{tenant}/{start + dt.timedelta(days=i)}" for i in range(days)}
+
+    d3, d4 = DAYS[2], DAYS[3]
+    assert parts(d3, "silver.account_hierarchy") == {f"acme/{D3}"}
+    assert parts(d3, "silver.events") == span("acme", D1, D3)
+    assert parts(d3, "gold.account_daily") == span("acme", D1, D3)
+    before_move = read(spark, settings, "silver.account_hierarchy").where(
+        f"tenant_id = 'acme' AND account_id = 'acc-2' AND as_of_date = DATE'{D2}'"
+    )
+    assert [r.parent_account_id for r in before_move.collect()] == [None]
+
+    assert parts(d4, "silver.events") == {"acme/2026-02-26", f"acme/{D4}", f"globex/{D4}"}
+    assert parts(d4, "gold.account_daily") == span("acme", "2026-02-26", D4) | span(
+        "globex", "2026-03-07", D4
+    )
+
+
 def _last_version(settings, table: str) -> int:
+    """The table's newest commit version (-1: not created yet)."""
     log = Path(settings.table_path(table), "_delta_log")
-    return max(int(p.stem) for p in log.glob("*.json"))
+    return max((int(p.stem) for p in log.glob("*.json")), default=-1)
 
 
 def _touched(settings, table: str, after_version: int) -> set[str]:
