@@ -25,7 +25,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@command -v java >/dev/null || { echo "setup: java not found; Spark needs Java 17 (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "uv==0.13.9"
-	$(BIN)/uv pip install -q -p $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q -p $(BIN)/python --compile-bytecode -r requirements.lock
 	$(BIN)/uv pip install -q -p $(BIN)/python --no-deps -e .
 	touch $@
 
