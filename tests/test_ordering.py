@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from jobs.delta_io import date_range
 from jobs.pipeline import execute
 
 from .conftest import TEST_TENANTS, assert_same_rows, data_tables, read, write_delivery
@@ -228,9 +229,8 @@ def test_a_crm_move_and_a_late_event_restate_exactly_their_partitions(spark, dai
         return {re.sub(r"tenant_id=|\w+_date=", "", p) for p in touched[day][table]}
 
     def span(tenant: str, first: str, last: str) -> set[str]:
-        days = (dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days + 1
-        start = dt.date.fromisoformat(first)
-        return {f"{tenant}/{start + dt.timedelta(days=i)}" for i in range(days)}
+        days = date_range(dt.date.fromisoformat(first), dt.date.fromisoformat(last))
+        return {f"{tenant}/{d}" for d in days}
 
     d3, d4 = DAYS[2], DAYS[3]
     assert parts(d3, "silver.account_hierarchy") == {f"acme/{D3}"}
