@@ -55,11 +55,15 @@ cluster-check: setup  ## A Spark standalone master + 2 workers on loopback run a
 	test -d .cache/cluster-check/landing || $(BIN)/lakehouse generate --preset tiny --days 1 --seed 7 --out .cache/cluster-check/landing
 	$(BIN)/python -m jobs.cluster_check --landing .cache/cluster-check/landing --date 2026-03-05 --out .cache/cluster-check
 
-test: setup  ## Run the whole test suite (CI runs this)
-	$(BIN)/python -m pytest
+# Two pytest workers (a Spark driver each), a test module at a time, in conftest's order
+TEST_WORKERS ?= 2
+PYTEST_DIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+test: setup  ## Run the whole test suite (CI runs this) on two Spark drivers (TEST_WORKERS=2)
+	$(BIN)/python -m pytest $(PYTEST_DIST)
 
 test-fast: setup  ## Tests without the slow end-to-end ones
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(PYTEST_DIST) -m "not slow"
 
 lint: setup  ## ruff lint + format check
 	$(BIN)/ruff check $(LINT_DIRS)

@@ -30,6 +30,32 @@ CONF_FILES = (
 TEST_TENANTS = (("acme", "America/New_York"), ("globex", "Asia/Kolkata"), ("initech", "UTC"))
 
 
+# `make test` runs the suite on two xdist workers, a module at a time (`--dist loadfile`,
+# so module fixtures are built once). Modules are handed out in collection order, so the
+# ones that replay whole pipelines go first and the quick ones fill the gaps at the end
+# (longest first; figures from the CI log's --durations, docs/decisions.md "Test suite").
+HEAVY_FIRST = (
+    "test_orchestration",
+    "test_ordering",
+    "test_backfill",
+    "test_gates",
+    "test_people",
+    "test_concurrency",
+    "test_pipeline",
+    "test_gold",
+    "test_e2e_tiny",
+    "test_accounts",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def weight(item: pytest.Item) -> int:
+        module = item.path.stem
+        return HEAVY_FIRST.index(module) if module in HEAVY_FIRST else len(HEAVY_FIRST)
+
+    items.sort(key=weight)  # stable: tests keep their order within a module
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _pii_key() -> None:
     os.environ["LAKEHOUSE_PII_KEY"] = TEST_PII_KEY
@@ -54,6 +80,10 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
             # test_people case (docs/benchmarks.md). Results are the same either way.
             "spark.sql.codegen.wholeStage": "false",
             "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+            # Adaptive execution re-plans every shuffle stage at run time; on a few rows that
+            # is pure overhead (a tiny delivery: 822 → 461 Spark jobs, identical tables —
+            # docs/benchmarks.md). Production profiles keep it on.
+            "spark.sql.adaptive.enabled": "false",
             # The suite opens thousands of Delta tables (a warehouse per test); Delta keeps
             # each table's log and snapshot plans for 60 min by default and the SQL status
             # store keeps 1000 query plans. With 2 GiB that filled the old generation
