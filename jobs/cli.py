@@ -192,7 +192,9 @@ def backfill(
         raise _fail(f"--end: {last} is before --start {first}")
     if (last - first).days > 366 * 5:
         raise _fail("--start/--end: a backfill spans at most five years")
-    dates = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    from jobs.delta_io import date_range  # imports pyspark: after the flags are checked
+
+    dates = date_range(first, last)
     tenants = _tenants(tenant)
     settings = _settings(conf, landing, warehouse, profile)
     _execute("backfill", settings, dates, tenants, through, from_layer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import shutil
@@ -30,10 +31,11 @@ CONF_FILES = (
 TEST_TENANTS = (("acme", "America/New_York"), ("globex", "Asia/Kolkata"), ("initech", "UTC"))
 
 
-# `make test` runs the suite on two xdist workers, a module at a time (`--dist loadfile`,
-# so module fixtures are built once). Modules are handed out in collection order, so the
-# ones that replay whole pipelines go first and the quick ones fill the gaps at the end
-# (longest first; figures from the CI log's --durations, docs/decisions.md "Test suite").
+# `make test TEST_WORKERS=2` runs the suite on two xdist workers, a module at a time
+# (`--dist loadfile`, so module fixtures are built once). Modules are handed out in
+# collection order, so there the ones that replay whole pipelines go first and the quick
+# ones fill the gaps at the end (longest first; docs/decisions.md "Test suite"). A run in
+# one process keeps the file order.
 HEAVY_FIRST = (
     "test_orchestration",
     "test_ordering",
@@ -48,7 +50,10 @@ HEAVY_FIRST = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not getattr(config.option, "numprocesses", None):
+        return
+
     def weight(item: pytest.Item) -> int:
         module = item.path.stem
         return HEAVY_FIRST.index(module) if module in HEAVY_FIRST else len(HEAVY_FIRST)
@@ -72,7 +77,10 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
             "spark.master": "local[2]",
             "spark.sql.shuffle.partitions": "2",
             "spark.default.parallelism": "2",
-            "spark.driver.memory": "3g",  # headroom: peak old generation ~1.8 GiB (jstat)
+            # Live old generation ~0.8–1.8 GiB (jstat). With 3 GiB, G1 marked concurrently
+            # almost without pause: 20–24 % of each test JVM's CPU went to GC threads
+            # (/proc/<pid>/task, two xdist workers). 5 GiB each leaves it room.
+            "spark.driver.memory": "5g",
             "spark.databricks.delta.snapshotPartitions": "2",
             "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
             # Test data is a few rows per query, so compiling Java for each of thousands of
@@ -110,6 +118,7 @@ def _release_memory() -> Iterable[None]:
     """After each module: drop cached DataFrames and Delta's cached table logs, so the
     driver's heap holds one module's state, not the whole suite's."""
     yield
+    gc.collect()  # Python's cycles hold py4j references that keep JVM plans alive
     session = SparkSession.getActiveSession()
     if session is not None:
         session.catalog.clearCache()
