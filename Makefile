@@ -55,16 +55,11 @@ cluster-check: setup  ## A Spark standalone master + 2 workers on loopback run a
 	test -d .cache/cluster-check/landing || $(BIN)/lakehouse generate --preset tiny --days 1 --seed 7 --out .cache/cluster-check/landing
 	$(BIN)/python -m jobs.cluster_check --landing .cache/cluster-check/landing --date 2026-03-05 --out .cache/cluster-check
 
-# One process by default. TEST_WORKERS=2 runs two pytest-xdist workers (a Spark driver
-# each, a module at a time): not the default, see docs/decisions.md "Test suite".
-TEST_WORKERS ?= 0
-PYTEST_DIST := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
-
-test: setup  ## Run the whole test suite (CI runs this; TEST_WORKERS=2 for two processes)
-	$(BIN)/python -m pytest $(PYTEST_DIST)
+test: setup  ## Run the whole test suite (CI runs this)
+	$(BIN)/python -m pytest
 
 test-fast: setup  ## Tests without the slow end-to-end ones
-	$(BIN)/python -m pytest $(PYTEST_DIST) -m "not slow"
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: setup  ## ruff lint + format check
 	$(BIN)/ruff check $(LINT_DIRS)

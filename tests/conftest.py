@@ -31,36 +31,6 @@ CONF_FILES = (
 TEST_TENANTS = (("acme", "America/New_York"), ("globex", "Asia/Kolkata"), ("initech", "UTC"))
 
 
-# `make test TEST_WORKERS=2` runs the suite on two xdist workers, a module at a time
-# (`--dist loadfile`, so module fixtures are built once). Modules are handed out in
-# collection order, so there the ones that replay whole pipelines go first and the quick
-# ones fill the gaps at the end (longest first; docs/decisions.md "Test suite"). A run in
-# one process keeps the file order.
-HEAVY_FIRST = (
-    "test_orchestration",
-    "test_ordering",
-    "test_backfill",
-    "test_gates",
-    "test_people",
-    "test_concurrency",
-    "test_pipeline",
-    "test_gold",
-    "test_e2e_tiny",
-    "test_accounts",
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not getattr(config.option, "numprocesses", None):
-        return
-
-    def weight(item: pytest.Item) -> int:
-        module = item.path.stem
-        return HEAVY_FIRST.index(module) if module in HEAVY_FIRST else len(HEAVY_FIRST)
-
-    items.sort(key=weight)  # stable: tests keep their order within a module
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _pii_key() -> None:
     os.environ["LAKEHOUSE_PII_KEY"] = TEST_PII_KEY
@@ -78,11 +48,10 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
             "spark.sql.shuffle.partitions": "2",
             "spark.default.parallelism": "2",
             # Live old generation ~0.8–1.8 GiB (jstat). With 3 GiB, G1 marked concurrently
-            # almost without pause: 20–24 % of each test JVM's CPU went to GC threads
-            # (/proc/<pid>/task, two xdist workers). 5 GiB each leaves it room.
+            # almost without pause: 20–24 % of the test JVM's CPU went to GC threads
+            # (/proc/<pid>/task). 5 GiB leaves it room.
             "spark.driver.memory": "5g",
             "spark.databricks.delta.snapshotPartitions": "2",
-            "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
             # Test data is a few rows per query, so compiling Java for each of thousands of
             # distinct plans costs more than interpreting them: 187 s → 120 s on one
             # test_people case (docs/benchmarks.md). Results are the same either way.
