@@ -380,11 +380,15 @@ def _stitch(
         .distinct()
         .localCheckpoint()
     )
-    # every raw row incident to an affected node (complete K-guard degrees for those nodes)
-    incident = raw.join(
-        affected.withColumnRenamed("node", "src"), ["tenant_id", "src"], "left_semi"
-    ).unionByName(
-        links.join(affected.withColumnRenamed("node", "dst"), ["tenant_id", "dst"], "left_semi")
+    # every raw row incident to an affected node (complete K-guard degrees for those nodes);
+    # materialised once: the K guard and the component rounds refer to it many times, and
+    # each reference would otherwise scan the edge store again
+    incident = (
+        raw.join(affected.withColumnRenamed("node", "src"), ["tenant_id", "src"], "left_semi")
+        .unionByName(
+            links.join(affected.withColumnRenamed("node", "dst"), ["tenant_id", "dst"], "left_semi")
+        )
+        .localCheckpoint()
     )
     guarded = apply_k_guard(incident, k)
     inside = guarded.join(
@@ -395,7 +399,7 @@ def _stitch(
             affected.withColumnRenamed("node", "dst"), ["tenant_id", "dst"], "left_semi"
         )
     )
-    components = connected_components(inside)
+    components = connected_components(inside.localCheckpoint())
     labels = components.labels.localCheckpoint()
     new_persons = persons_of(labels).localCheckpoint()
     new_nodes = _map_nodes(new_persons)

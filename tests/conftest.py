@@ -15,7 +15,7 @@ import yaml
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.config import PROJECT_DIR, Settings, load_settings
-from jobs.spark import build_session
+from jobs.spark import build_session, session_conf
 
 TEST_PII_KEY = "test-key-0123456789abcdef"
 LINEAGE = ("_run_id", "_ingested_at")
@@ -40,6 +40,7 @@ def _pii_key() -> None:
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
     conf = write_conf(tmp_path_factory.mktemp("session_conf"), TEST_TENANTS)
     settings = load_settings(conf_dir=conf, warehouse=str(tmp_path_factory.mktemp("session_wh")))
+    java_options = session_conf(settings)["spark.driver.extraJavaOptions"]
     session = build_session(
         settings,
         app_name="lakehouse-tests",
@@ -47,10 +48,14 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
             "spark.master": "local[2]",
             "spark.sql.shuffle.partitions": "2",
             "spark.default.parallelism": "2",
-            # Live old generation ~0.8–1.8 GiB (jstat). With 3 GiB, G1 marked concurrently
-            # almost without pause: 20–24 % of the test JVM's CPU went to GC threads
-            # (/proc/<pid>/task). 5 GiB leaves it room.
-            "spark.driver.memory": "5g",
+            # The suite is a throughput job: ~0.7 GiB live after a full GC an hour in
+            # (jmap -histo:live), mostly Catalyst plans, and a stream of short-lived garbage.
+            # G1 with 5 GiB ran concurrent marking back to back late in the suite (580
+            # cycles by the ordering tests; its threads took ~30 % of the JVM's CPU over a
+            # 120 s window, /proc/<pid>/task). The parallel collector does no concurrent
+            # marking; 8 GiB keeps its full collections rare.
+            "spark.driver.memory": "8g",
+            "spark.driver.extraJavaOptions": f"{java_options} -XX:+UseParallelGC",
             "spark.databricks.delta.snapshotPartitions": "2",
             # Test data is a few rows per query, so compiling Java for each of thousands of
             # distinct plans costs more than interpreting them: 187 s → 120 s on one
@@ -61,6 +66,11 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
             # is pure overhead (a tiny delivery: 822 → 461 Spark jobs, identical tables —
             # docs/benchmarks.md). Production profiles keep it on.
             "spark.sql.adaptive.enabled": "false",
+            # Each broadcast join is its own Spark job (collect, build, ship); on a few rows a
+            # sort-merge join inside the stage is cheaper. A hand-built delivery: 119 of its
+            # 566 jobs were broadcast exchanges; off, 5–15 % less CPU per delivery
+            # (docs/benchmarks.md). Explicit broadcast hints still hold; production keeps it.
+            "spark.sql.autoBroadcastJoinThreshold": "-1",
             # The suite opens thousands of Delta tables (a warehouse per test); Delta keeps
             # each table's log and snapshot plans for 60 min by default and the SQL status
             # store keeps 1000 query plans. With 2 GiB that filled the old generation
