@@ -12,7 +12,7 @@ LINT_DIRS := $(wildcard jobs tests dags notebooks)
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup jars demo test test-fast lint fmt lock clean clean-demo airflow-demo cluster-check
+.PHONY: help setup jars demo test test-fast lint fmt lock clean clean-demo airflow-demo cluster-check bench
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,15 @@ test: setup  ## Run the whole test suite (CI runs this)
 
 test-fast: setup  ## Tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"
+
+BENCH_PRESET ?= medium
+BENCH_COST_PRESET ?= small
+BENCH_COST_DAYS ?= 30
+BENCH_BACKFILL_PRESET ?= tiny
+bench: setup  ## Benchmarks, not part of `make test` (issue 7): results in bench/results/ and docs/benchmarks.md
+	$(BIN)/python -m jobs.bench throughput --preset $(BENCH_PRESET) --markdown
+	$(BIN)/python -m jobs.bench cost --preset $(BENCH_COST_PRESET) --days $(BENCH_COST_DAYS) --markdown
+	$(BIN)/python -m jobs.bench backfill --preset $(BENCH_BACKFILL_PRESET) --days 7 --markdown
 
 lint: setup  ## ruff lint + format check
 	$(BIN)/ruff check $(LINT_DIRS)
