@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from jobs.config import load_settings
@@ -92,8 +92,9 @@ def standalone_cluster(workdir: Path, workers: int = 2) -> Iterator[tuple[str, s
                 p.kill()
 
 
-def submit(master_url: str, args: list[str], log: Path) -> None:
-    """`spark-submit jobs/submit.py <args>` against the standalone master."""
+def submit(master_url: str, args: list[str], log: Path, spark_conf: Sequence[str] = ()) -> None:
+    """`spark-submit jobs/submit.py <args>` against the standalone master; `spark_conf`:
+    extra `KEY=VALUE` settings, which win over the profile's."""
     settings = load_settings()
     jars = resolved_jars(settings.pipeline.delta, JARS_DIR)
     if not jars:
@@ -110,6 +111,7 @@ def submit(master_url: str, args: list[str], log: Path) -> None:
         "--conf", f"spark.pyspark.python={sys.executable}",
         "--conf", "spark.driver.host=127.0.0.1",
         "--conf", "spark.sql.shuffle.partitions=4",
+        *[arg for kv in spark_conf for arg in ("--conf", kv)],
         str(Path(__file__).with_name("submit.py")),
         *args,
     ]  # fmt: skip
@@ -149,14 +151,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--date", required=True)
     parser.add_argument("--out", required=True, help="Folder for the warehouses and logs.")
     parser.add_argument("--reference", help="Local-mode warehouse of the same delivery.")
+    parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="A Spark setting for the cluster run (repeatable).")  # fmt: skip
     opts = parser.parse_args(argv)
+    for kv in opts.spark_conf:
+        if "=" not in kv or not kv.split("=", 1)[0].startswith("spark."):
+            parser.error(f"--spark-conf {kv!r}: expected spark.KEY=VALUE")
     out = Path(opts.out)
     shutil.rmtree(out / "cluster_wh", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     run_args = ["run", "--date", opts.date, "--landing", opts.landing]
     started = time.monotonic()
     with standalone_cluster(out) as (master_url, status_url):
-        submit(master_url, [*run_args, "--warehouse", str(out / "cluster_wh")], out / "submit.log")
+        submit(master_url, [*run_args, "--warehouse", str(out / "cluster_wh")],
+               out / "submit.log", opts.spark_conf)  # fmt: skip
         apps = _wait_for(status_url).get("completedapps", [])
     cluster_seconds = time.monotonic() - started
     if not apps or not any(a.get("cores", 0) >= 1 for a in apps):

@@ -85,8 +85,12 @@ def build_session(
     conf = session_conf(settings, overrides)
     if "PYSPARK_GATEWAY_PORT" in os.environ:
         # Started by spark-submit (cluster mode): its --master, driver memory and --jars
-        # already shaped the driver JVM and win over the profile's.
-        for key in SUBMIT_OWNS:
+        # already shaped the driver JVM, and every --conf it was given is the submitter's
+        # choice for this run: both win over the profile's.
+        from pyspark import SparkConf
+
+        submitted = {key for key, _ in SparkConf().getAll()}
+        for key in (*SUBMIT_OWNS, *submitted):
             conf.pop(key, None)
     builder = SparkSession.builder.appName(app_name)
     for key, value in conf.items():

@@ -36,6 +36,28 @@ def _pii_key() -> None:
     os.environ["LAKEHOUSE_PII_KEY"] = TEST_PII_KEY
 
 
+# SQL settings for a few rows per query (the suite's session, and the cluster run of
+# tests/test_orchestration.py): every one of them changes cost, never results.
+SMALL_DATA_CONF = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    # Test data is a few rows per query, so compiling Java for each of thousands of
+    # distinct plans costs more than interpreting them: 187 s → 120 s on one
+    # test_people case (docs/benchmarks.md). Results are the same either way.
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    # Adaptive execution re-plans every shuffle stage at run time; on a few rows that
+    # is pure overhead (a tiny delivery: 822 → 461 Spark jobs, identical tables —
+    # docs/benchmarks.md). Production profiles keep it on.
+    "spark.sql.adaptive.enabled": "false",
+    # Each broadcast join is its own Spark job (collect, build, ship); on a few rows a
+    # sort-merge join inside the stage is cheaper. A hand-built delivery: 119 of its
+    # 566 jobs were broadcast exchanges; off, 5–15 % less CPU per delivery
+    # (docs/benchmarks.md). Explicit broadcast hints still hold; production keeps it.
+    "spark.sql.autoBroadcastJoinThreshold": "-1",
+}
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
     conf = write_conf(tmp_path_factory.mktemp("session_conf"), TEST_TENANTS)
@@ -46,7 +68,6 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
         app_name="lakehouse-tests",
         overrides={
             "spark.master": "local[2]",
-            "spark.sql.shuffle.partitions": "2",
             "spark.default.parallelism": "2",
             # The suite is a throughput job: ~0.7 GiB live after a full GC an hour in
             # (jmap -histo:live), mostly Catalyst plans, and a stream of short-lived garbage.
@@ -56,21 +77,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
             # marking; 8 GiB keeps its full collections rare.
             "spark.driver.memory": "8g",
             "spark.driver.extraJavaOptions": f"{java_options} -XX:+UseParallelGC",
-            "spark.databricks.delta.snapshotPartitions": "2",
-            # Test data is a few rows per query, so compiling Java for each of thousands of
-            # distinct plans costs more than interpreting them: 187 s → 120 s on one
-            # test_people case (docs/benchmarks.md). Results are the same either way.
-            "spark.sql.codegen.wholeStage": "false",
-            "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-            # Adaptive execution re-plans every shuffle stage at run time; on a few rows that
-            # is pure overhead (a tiny delivery: 822 → 461 Spark jobs, identical tables —
-            # docs/benchmarks.md). Production profiles keep it on.
-            "spark.sql.adaptive.enabled": "false",
-            # Each broadcast join is its own Spark job (collect, build, ship); on a few rows a
-            # sort-merge join inside the stage is cheaper. A hand-built delivery: 119 of its
-            # 566 jobs were broadcast exchanges; off, 5–15 % less CPU per delivery
-            # (docs/benchmarks.md). Explicit broadcast hints still hold; production keeps it.
-            "spark.sql.autoBroadcastJoinThreshold": "-1",
+            **SMALL_DATA_CONF,
             # The suite opens thousands of Delta tables (a warehouse per test); Delta keeps
             # each table's log and snapshot plans for 60 min by default and the SQL status
             # store keeps 1000 query plans. With 2 GiB that filled the old generation

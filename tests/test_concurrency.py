@@ -17,7 +17,7 @@ from jobs import delta_io
 from jobs.config import load_settings
 from jobs.pipeline import execute
 
-from .conftest import TEST_TENANTS, read, write_conf, write_delivery
+from .conftest import SMALL_DATA_CONF, TEST_TENANTS, read, write_conf, write_delivery
 
 D1 = "2026-03-05"
 
@@ -42,7 +42,9 @@ def test_two_tenant_scoped_runs_at_once_both_publish_everything(spark, tmp_path)
         write_delivery(landing, tenant, D1, _events(tenant, n))
     conf = write_conf(tmp_path / "conf", TEST_TENANTS)
     doc = yaml.safe_load((conf / "lakehouse.yaml").read_text())
-    doc["profiles"]["local"].update(master="local[1]", driver_memory="1g", shuffle_partitions=2)
+    local = doc["profiles"]["local"]
+    local.update(master="local[1]", driver_memory="1g", shuffle_partitions=2)
+    local["spark_conf"] = {**local.get("spark_conf", {}), **SMALL_DATA_CONF}
     (conf / "lakehouse.yaml").write_text(yaml.safe_dump(doc))
     settings = load_settings(conf_dir=conf, landing=str(landing), warehouse=str(warehouse))
     log = tmp_path / "acme.log"

@@ -15,7 +15,7 @@ import yaml
 
 from jobs.orchestration import GOLD_ASSETS
 
-from .conftest import PROJECT_DIR, assert_same_rows, data_tables, read
+from .conftest import PROJECT_DIR, SMALL_DATA_CONF, assert_same_rows, data_tables, read
 
 pytestmark = pytest.mark.slow
 DAGS = PROJECT_DIR / "dags"
@@ -166,11 +166,13 @@ def test_the_backfill_dag_takes_params_and_refuses_bad_ones(spark, airflow, dail
 
 def test_cluster_mode_gives_the_same_silver_and_gold(airflow, daily_run, tmp_path) -> None:
     """A standalone master and two workers on loopback; the day submitted with
-    spark-submit; every silver and gold table equal to the daily DAG's local run."""
+    spark-submit, with the suite's small-data SQL settings (they change cost, not results);
+    every silver and gold table equal to the daily DAG's local run."""
     landing, warehouse = airflow
+    spark_conf = [arg for kv in SMALL_DATA_CONF.items() for arg in ("--spark-conf", "=".join(kv))]
     done = subprocess.run(
         [sys.executable, "-m", "jobs.cluster_check", "--landing", str(landing), "--date", DAY,
-         "--out", str(tmp_path), "--reference", str(warehouse)],
+         "--out", str(tmp_path), "--reference", str(warehouse), *spark_conf],
         capture_output=True, text=True, env={**os.environ, "LAKEHOUSE_WAREHOUSE": ""},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
