@@ -55,6 +55,10 @@ SMALL_DATA_CONF = {
     # 566 jobs were broadcast exchanges; off, 5–15 % less CPU per delivery
     # (docs/benchmarks.md). Explicit broadcast hints still hold; production keeps it.
     "spark.sql.autoBroadcastJoinThreshold": "-1",
+    # The profiles shuffle before each write so that a partition is one file; with a few
+    # rows that shuffle is a stage per write and nothing to gain. Tested on its own
+    # (tests/test_pipeline.py::test_optimized_writes_give_one_file_per_partition).
+    "spark.databricks.delta.optimizeWrite.enabled": "false",
 }
 
 
@@ -97,6 +101,22 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
     )
     yield session
     session.stop()
+
+
+@pytest.fixture(autouse=True)
+def _small_data_conf() -> Iterable[None]:
+    """After each test, the suite's small-data settings again. A CLI command or notebook
+    run in this process builds its session from the project's profile, and `getOrCreate`
+    applies that profile's SQL settings to the running session: one `lakehouse gate` in
+    tests/test_gates.py used to turn adaptive execution, 8 shuffle partitions and 8 log
+    replay partitions back on for every later module (test_gold alone: 158 s → 202 s)."""
+    yield
+    session = SparkSession.getActiveSession()
+    if session is None:
+        return
+    for key, value in SMALL_DATA_CONF.items():
+        if session.conf.get(key, None) != value:
+            session.conf.set(key, value)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,7 +1,7 @@
 """Order independence (SPEC §7) on hand-built deliveries: five deliveries of two tenants
-processed in order, reversed, shuffled, as one backfill and tenant by tenant give the same
-silver and gold, row for row; late data, a merge and a CRM move restate exactly the
-partitions they affect.
+run daily in order, and the same deliveries replayed tenant by tenant as backfills (one
+tenant's in reverse order, the other's shuffled), give the same silver and gold, row for
+row; late data, a merge and a CRM move restate exactly the partitions they affect.
 
 The deliveries interact the way real ones do: a copy of an event re-delivered later (the
 first delivery wins, whatever the processing order), an anonymous visitor identified two

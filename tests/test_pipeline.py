@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from jobs import silver_events
 from jobs.config import load_settings
+from jobs.delta_io import replace_partitions
 from jobs.pipeline import execute
 
 from .conftest import LINEAGE, TEST_TENANTS, assert_same_rows, read, write_conf, write_delivery
@@ -231,3 +232,33 @@ def test_stages_count_their_own_spark_jobs_and_restore_the_outer_group(spark, ma
     assert set(ctx.timings) == {"outer", "inner"}
     with pytest.raises(ValueError, match="LAKEHOUSE_LOG_LEVEL"):
         configure_logging("run_test", "CHATTY")
+
+
+def test_optimized_writes_give_one_file_per_partition(spark, tmp_path) -> None:
+    """The profiles' `spark.databricks.delta.optimizeWrite.enabled`: rows of two tenant-date
+    partitions spread over 8 tasks land as one file per partition, for a new table and for
+    a replaceWhere rewrite (without it: one file per task and partition)."""
+    rows = [(t, dt.date(2026, 3, d), i) for t in ("acme", "globex") for d in (5, 6)
+            for i in range(40)]  # fmt: skip
+    df = spark.createDataFrame(rows, "tenant_id string, event_date date, n int").repartition(8)
+    path, by = str(tmp_path / "t"), ("tenant_id", "event_date")
+
+    def files_per_partition() -> list[int]:
+        live = spark.read.format("delta").load(path).inputFiles()
+        parents = [f.rsplit("/", 1)[0] for f in live]
+        return sorted(parents.count(p) for p in set(parents))
+
+    key = "spark.databricks.delta.optimizeWrite.enabled"
+    before = spark.conf.get(key)
+    try:
+        spark.conf.set(key, "false")
+        replace_partitions(df, path, "true", by)
+        assert max(files_per_partition()) > 1
+        spark.conf.set(key, "true")
+        for tenant in ("acme", "globex"):
+            only = f"tenant_id = '{tenant}'"
+            replace_partitions(df.where(only), path, only, by)
+    finally:
+        spark.conf.set(key, before)
+    assert files_per_partition() == [1, 1, 1, 1]
+    assert spark.read.format("delta").load(path).count() == len(rows)
