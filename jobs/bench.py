@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from jobs.config import PROJECT_DIR
@@ -416,26 +417,38 @@ def stitching(log: str) -> dict[str, float]:
     return found
 
 
+def _event_lines(path: Path) -> Iterator[str]:
+    """The lines of an application's event log: one file, or (Spark 4 rolls its event logs
+    by default) a folder `eventlog_v2_<app>` of `events_<n>_<app>` parts, in order."""
+    if not path.is_dir():
+        parts = [path]
+    else:
+        parts = sorted((p for p in path.iterdir() if p.name.startswith("events_")),
+                       key=lambda p: int(p.name.split("_")[1]))  # fmt: skip
+    for part in parts:
+        with part.open(encoding="utf-8") as log:
+            yield from log
+
+
 def read_event_log(path: Path) -> dict[str, int]:
     """Bytes read by tasks (input metrics) and files read by scans ("number of files
     read", a driver-side SQL metric whose accumulator ids the plan events name)."""
     file_metric_ids: set[int] = set()
     updates: list[tuple[int, int]] = []
     bytes_read = jobs = 0
-    with path.open(encoding="utf-8") as log:
-        for line in log:
-            event = json.loads(line)
-            kind = event.get("Event", "")
-            if kind == "SparkListenerTaskEnd":
-                metrics = event.get("Task Metrics") or {}
-                bytes_read += (metrics.get("Input Metrics") or {}).get("Bytes Read", 0)
-            elif kind == "SparkListenerJobStart":
-                jobs += 1
-            elif kind.endswith(("SparkListenerSQLExecutionStart",
-                                "SparkListenerSQLAdaptiveExecutionUpdate")):  # fmt: skip
-                file_metric_ids |= set(_plan_metric_ids(event.get("sparkPlanInfo") or {}))
-            elif kind.endswith("SparkListenerDriverAccumUpdates"):
-                updates += [(int(i), int(v)) for i, v in event.get("accumUpdates", [])]
+    for line in _event_lines(path):
+        event = json.loads(line)
+        kind = event.get("Event", "")
+        if kind == "SparkListenerTaskEnd":
+            metrics = event.get("Task Metrics") or {}
+            bytes_read += (metrics.get("Input Metrics") or {}).get("Bytes Read", 0)
+        elif kind == "SparkListenerJobStart":
+            jobs += 1
+        elif kind.endswith(("SparkListenerSQLExecutionStart",
+                            "SparkListenerSQLAdaptiveExecutionUpdate")):  # fmt: skip
+            file_metric_ids |= set(_plan_metric_ids(event.get("sparkPlanInfo") or {}))
+        elif kind.endswith("SparkListenerDriverAccumUpdates"):
+            updates += [(int(i), int(v)) for i, v in event.get("accumUpdates", [])]
     files = sum(v for i, v in updates if i in file_metric_ids)
     return {"bytes_read": bytes_read, "files_read": files, "spark_jobs": jobs}
 
@@ -572,6 +585,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, help="cost, backfill: deliveries (30, 7)")
     parser.add_argument("--out", type=Path, help="work folder (default bench/work/<name>)")
     parser.add_argument("--landing", type=Path, help="raw-copy: the landing to copy")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help=f"folder for the result JSON (default {RESULTS})")  # fmt: skip
     parser.add_argument("--markdown", action="store_true",
                         help="also append the result to docs/benchmarks.md")  # fmt: skip
     opts = parser.parse_args(argv)
@@ -590,9 +605,11 @@ def main(argv: list[str] | None = None) -> int:
         result |= cost(opts.preset, opts.days or 30, out)
     else:
         result |= backfill(opts.preset, opts.days or 7, out)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    opts.results.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"{stamp}-{opts.benchmark}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (opts.results / f"{stamp}-{opts.benchmark}.json").write_text(
+        json.dumps(result, indent=2) + "\n"
+    )
     print(json.dumps(result, indent=2))
     if opts.markdown:
         with DOC.open("a", encoding="utf-8") as doc:

@@ -104,6 +104,13 @@ def test_event_log_sums_bytes_and_the_files_scans_read(tmp_path) -> None:
     log = tmp_path / "app-1"
     log.write_text("".join(json.dumps(e) + "\n" for e in events))
     assert read_event_log(log) == {"bytes_read": 768, "files_read": 3, "spark_jobs": 2}
+    # Spark 4's default: a rolled log, a folder of numbered parts beside an appstatus file
+    rolled = tmp_path / "eventlog_v2_app-1"
+    rolled.mkdir()
+    (rolled / "appstatus_app-1").write_text("")
+    (rolled / "events_9_app-1").write_text("".join(json.dumps(e) + "\n" for e in events[:2]))
+    (rolled / "events_10_app-1").write_text("".join(json.dumps(e) + "\n" for e in events[2:]))
+    assert read_event_log(rolled) == {"bytes_read": 768, "files_read": 3, "spark_jobs": 2}
 
 
 def test_stitching_figures_come_from_the_run_log() -> None:
@@ -116,3 +123,27 @@ def test_stitching_figures_come_from_the_run_log() -> None:
     )
     assert stitching(log) == {"stitching_seconds": 6.25, "restitched_ids": 120, "rounds": 3,
                               "largest": 12}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_cost_harness_runs_end_to_end_on_one_tiny_day(tmp_path) -> None:
+    """The CI smoke of issue 7: `jobs.bench cost` as `make bench` runs it, one tiny day
+    (a run in its own process with Spark's event log, then compaction and files per
+    partition), so the harness cannot rot between benchmark sessions. Its own process:
+    the harness stops the session it builds."""
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs.bench", "cost", "--preset", "tiny", "--days", "1",
+         "--out", str(tmp_path / "work"), "--results", str(results)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (path,) = results.glob("*-cost.json")
+    result = json.loads(path.read_text())
+    (run,) = result["runs"]
+    assert run["seconds"] > 0 and run["peak_jvm_rss_mib"] > 0
+    assert run["spark_jobs"] > 0 and run["files_read"] > 0 and run["bytes_read"] > 0
+    assert run["restitched_ids"] > 0 and run["rounds"] >= 1 and run["stitching_seconds"] > 0
+    after = result["small_files_after"]["gold.account_daily"]
+    assert after["partitions"] > 0 and after["files_per_partition_max"] <= 2
+    assert "gold.account_daily" in markdown(result)
