@@ -132,14 +132,22 @@ def machine() -> dict[str, object]:
             "platform": platform.platform()}  # fmt: skip
 
 
+def _delivery_dates(days: int) -> list[dt.date]:
+    """The delivery dates of `days` generated days."""
+    from jobs.delta_io import date_range
+    from jobs.generate import DEFAULT_START
+
+    return date_range(DEFAULT_START, DEFAULT_START + dt.timedelta(days=days - 1))
+
+
 def backfill(preset: str, days: int, out: Path) -> dict[str, object]:
     from jobs.cluster_check import compare
-    from jobs.generate import DEFAULT_START, generate_landing
+    from jobs.generate import generate_landing
 
     shutil.rmtree(out, ignore_errors=True)
     landing = out / "landing"
     generate_landing(preset, days, 7, landing)
-    dates = [DEFAULT_START + dt.timedelta(days=i) for i in range(days)]
+    dates = _delivery_dates(days)
     daily_wh, backfill_wh = out / "daily_wh", out / "backfill_wh"
     where = ["--landing", str(landing), "--warehouse"]
     daily = [_lakehouse("run", "--date", d.isoformat(), *where, str(daily_wh)) for d in dates]
@@ -337,13 +345,13 @@ def cost(preset: str, days: int, out: Path) -> dict[str, object]:
     """Issue 7's "cost follows new data": `days` daily runs, one process each, each with
     Spark's event log on so the bytes and files it read can be summed afterwards; then the
     gold tables' files per partition before and after the maintenance compaction."""
-    from jobs.generate import DEFAULT_START, generate_landing
+    from jobs.generate import generate_landing
 
     shutil.rmtree(out, ignore_errors=True)
     landing, warehouse, events = out / "landing", out / "warehouse", out / "eventlog"
     generate_landing(preset, days, 7, landing)
     conf = _conf_with_event_log(out / "conf", events)
-    dates = [DEFAULT_START + dt.timedelta(days=i) for i in range(days)]
+    dates = _delivery_dates(days)
     runs = []
     (out / "logs").mkdir()
     for day in dates:

@@ -235,9 +235,10 @@ def test_stages_count_their_own_spark_jobs_and_restore_the_outer_group(spark, ma
 
 
 def test_optimized_writes_give_one_file_per_partition(spark, tmp_path) -> None:
-    """The profiles' `spark.databricks.delta.optimizeWrite.enabled`: rows of two tenant-date
-    partitions spread over 8 tasks land as one file per partition, for a new table and for
-    a replaceWhere rewrite (without it: one file per task and partition)."""
+    """The profiles' `spark.databricks.delta.optimizeWrite.enabled`: rows of four
+    tenant-date partitions spread over 8 tasks, rewritten with replaceWhere, land as one
+    file per partition (without it, as the first write shows: a file per task and
+    partition). The conftest fixture turns the setting off again after the test."""
     rows = [(t, dt.date(2026, 3, d), i) for t in ("acme", "globex") for d in (5, 6)
             for i in range(40)]  # fmt: skip
     df = spark.createDataFrame(rows, "tenant_id string, event_date date, n int").repartition(8)
@@ -249,16 +250,12 @@ def test_optimized_writes_give_one_file_per_partition(spark, tmp_path) -> None:
         return sorted(parents.count(p) for p in set(parents))
 
     key = "spark.databricks.delta.optimizeWrite.enabled"
-    before = spark.conf.get(key)
-    try:
-        spark.conf.set(key, "false")
-        replace_partitions(df, path, "true", by)
-        assert max(files_per_partition()) > 1
-        spark.conf.set(key, "true")
-        for tenant in ("acme", "globex"):
-            only = f"tenant_id = '{tenant}'"
-            replace_partitions(df.where(only), path, only, by)
-    finally:
-        spark.conf.set(key, before)
+    spark.conf.set(key, "false")
+    replace_partitions(df, path, "true", by)
+    assert max(files_per_partition()) > 1
+    spark.conf.set(key, "true")
+    for tenant in ("acme", "globex"):
+        only = f"tenant_id = '{tenant}'"
+        replace_partitions(df.where(only), path, only, by)
     assert files_per_partition() == [1, 1, 1, 1]
     assert spark.read.format("delta").load(path).count() == len(rows)
