@@ -6,20 +6,30 @@ HDFS or s3a://. Tenant ids found in folder names are validated before anything i
 
 Re-running a delivery atomically replaces exactly that delivery's partitions
 (tenant_id, delivery_date) of each bronze table, for the tenants that have files.
+
+A `.gz` file that cannot be decompressed (not gzip at all, truncated, corrupt) would fail
+the whole read. Such a file is a file-level reject: it is left out of the delivery,
+recorded in `ops.rejected_files` with its reason, and the rest of the delivery goes on. The
+check costs nothing on clean deliveries: the files are tested, on the executors, only after
+the first read of a delivery has failed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import io
+import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from jobs.context import RunContext
-from jobs.delta_io import partition_predicate, read_table, tenants_predicate
-from jobs.tables import BRONZE, SOURCES
+from jobs.delta_io import append, partition_predicate, read_table, tenants_predicate
+from jobs.tables import BRONZE, OPS_REJECTED_FILES, SOURCES
 from jobs.validation import InputError, require_tenant_id
 
 LANDED_SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -106,6 +116,49 @@ def to_bronze(lines: DataFrame, run_id: str, ingested_at: dt.datetime) -> DataFr
     )
 
 
+def gzip_problem(content: bytes) -> str | None:
+    """Why `content` is not a complete gzip stream (None when it is): runs on executors."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(content)) as stream:
+            while stream.read(1 << 20):
+                pass
+    except (OSError, EOFError, zlib.error) as exc:
+        return f"{type(exc).__name__}: {exc}"[:500]
+    return None
+
+
+def unreadable_files(spark: SparkSession, files: Sequence[str]) -> dict[str, str]:
+    """The `.gz` files among `files` that do not decompress → reason. One Spark job: each
+    file is read and tested by an executor; only (path, reason) pairs reach the driver."""
+    compressed = [f for f in files if f.endswith(".gz")]
+    if not compressed:
+        return {}
+    # a plain (row-at-a-time) UDF: one call per file; the lambda has no type hints from
+    # which PySpark would try to infer an Arrow UDF
+    problem = F.udf(lambda content: gzip_problem(content), T.StringType())
+    found = (
+        spark.read.format("binaryFile")
+        .load(compressed)
+        .select("path", problem("content").alias("reason"))
+        .where(F.col("reason").isNotNull())
+        .collect()
+    )  # one row per broken file
+    return {r.path: r.reason for r in found}
+
+
+REJECTED_FILES_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("tenant_id", T.StringType(), False),
+        T.StructField("source", T.StringType(), False),
+        T.StructField("delivery_date", T.DateType(), False),
+        T.StructField("file", T.StringType(), False),
+        T.StructField("reason", T.StringType(), False),
+        T.StructField("recorded_at", T.TimestampType(), False),
+    ]
+)
+
+
 @dataclass(frozen=True)
 class BronzeResult:
     """Per source: which tenants were ingested, and landed/blank line counts per tenant."""
@@ -114,6 +167,7 @@ class BronzeResult:
     landed_lines: dict[tuple[str, str], int]  # (source, tenant) → non-blank lines
     blank_lines: dict[tuple[str, str], int]
     files: dict[tuple[str, str], int]
+    rejected_files: dict[tuple[str, str], int] | None = None  # (source, tenant) → files
 
 
 def ingest(
@@ -121,18 +175,49 @@ def ingest(
 ) -> BronzeResult:
     """Land one delivery date of every source into bronze (one commit per table)."""
     spark = ctx.spark
-    result = BronzeResult({}, {}, {}, {})
+    result = BronzeResult({}, {}, {}, {}, {})
     for source in SOURCES:
         deliveries = discover(spark, ctx.settings.landing, source, delivery_date, tenants)
+        if deliveries:
+            with ctx.stage("bronze"):
+                deliveries = _ingest_source(ctx, source, delivery_date, deliveries, result)
         result.tenants[source] = tuple(d.tenant_id for d in deliveries)
         if not deliveries:
             ctx.log.info("bronze.%s: nothing landed for %s", source, delivery_date)
-            continue
         for d in deliveries:
             result.files[(source, d.tenant_id)] = len(d.files)
-        with ctx.stage("bronze"):
-            _ingest_source(ctx, source, delivery_date, deliveries, result)
     return result
+
+
+def _count_lines(lines: DataFrame) -> list[Row]:
+    """Non-blank and blank lines per tenant (one row per tenant reaches the driver)."""
+    blank = F.col("raw_line").rlike(r"^\s*$")
+    return (
+        lines.groupBy("tenant_id")
+        .agg(
+            F.sum(F.when(~blank, 1).otherwise(0)).alias("n"),
+            F.sum(F.when(blank, 1).otherwise(0)).alias("blank"),
+        )
+        .collect()
+    )
+
+
+def _reject_files(
+    ctx: RunContext, source: str, delivery_date: dt.date, deliveries: list[Delivery],
+    broken: dict[str, str],
+) -> list[Delivery]:  # fmt: skip
+    """Record the broken files in `ops.rejected_files`; → the deliveries without them."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = [(ctx.run_id, d.tenant_id, source, delivery_date, f, broken[f], now)
+            for d in deliveries for f in d.files if f in broken]  # fmt: skip
+    append(
+        ctx.spark.createDataFrame(rows, REJECTED_FILES_SCHEMA), ctx.path(OPS_REJECTED_FILES.name)
+    )
+    for _, tenant, _, _, file, reason, _ in rows:
+        ctx.log.warning("bronze.%s: file rejected (%s), left out of %s/%s: %s",
+                        source, reason, tenant, delivery_date, file)  # fmt: skip
+    kept = [replace(d, files=tuple(f for f in d.files if f not in broken)) for d in deliveries]
+    return [d for d in kept if d.files]
 
 
 def _ingest_source(
@@ -141,18 +226,25 @@ def _ingest_source(
     delivery_date: dt.date,
     deliveries: list[Delivery],
     result: BronzeResult,
-) -> None:
-    """Count the landed lines per tenant, then replace the delivery's bronze partitions."""
+) -> list[Delivery]:
+    """Count the landed lines per tenant, then replace the delivery's bronze partitions;
+    → the deliveries ingested (without files rejected as unreadable)."""
     lines = read_landed_lines(ctx.spark, deliveries)
-    blank = F.col("raw_line").rlike(r"^\s*$")
-    counts = (
-        lines.groupBy("tenant_id")
-        .agg(
-            F.sum(F.when(~blank, 1).otherwise(0)).alias("n"),
-            F.sum(F.when(blank, 1).otherwise(0)).alias("blank"),
-        )
-        .collect()
-    )  # one row per tenant
+    try:
+        counts = _count_lines(lines)  # one row per tenant
+    except Exception:  # a file Spark cannot decompress fails the whole read: find it
+        broken = unreadable_files(ctx.spark, [f for d in deliveries for f in d.files])
+        if not broken:
+            raise
+        for d in deliveries:
+            n = sum(f in broken for f in d.files)
+            if n:
+                result.rejected_files[(source, d.tenant_id)] = n
+        deliveries = _reject_files(ctx, source, delivery_date, deliveries, broken)
+        if not deliveries:
+            return []
+        lines = read_landed_lines(ctx.spark, deliveries)
+        counts = _count_lines(lines)
     for row in counts:
         result.landed_lines[(source, row.tenant_id)] = int(row.n)
         result.blank_lines[(source, row.tenant_id)] = int(row.blank)
@@ -168,6 +260,7 @@ def _ingest_source(
         sum(r.n for r in counts),
         delivery_date,
     )
+    return deliveries
 
 
 def from_table(

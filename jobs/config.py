@@ -110,6 +110,7 @@ class ValidationConf:
 
     max_line_bytes: int = 1_048_576
     max_field_chars: int = 128
+    max_json_depth: int = 64
     min_event_date: str = "2000-01-01"
     future_days: int = 2
     supported_schema_versions: tuple[int, ...] = (1, 2)

@@ -61,6 +61,13 @@ OPS_DELIVERY_STATS = TableSpec(
     "one row per run, tenant and delivery_date: landed, accepted, rejected by reason, duplicates",
 )
 
+OPS_REJECTED_FILES = TableSpec(
+    "ops.rejected_files",
+    (),
+    "one row per run and landed file left out of its delivery because it cannot be read "
+    "(a `.gz` that is truncated, corrupt or not gzip): tenant, source, date, file, reason",
+)
+
 # --- identity, attribution, sessions (SPEC §4.4–4.7) ---
 SILVER_IDENTITY_EDGES = TableSpec(
     "silver.identity_edges",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
@@ -138,6 +139,7 @@ TINY_DAYS = [dt.date(2026, 3, 5) + dt.timedelta(days=i) for i in range(3)]
 def tiny(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory):
     """The `tiny` preset's first 3 deliveries run end to end once per session (read-only:
     tests that write copy the warehouse first). → (settings, RunResult, landing path)."""
+    from jobs import pipeline
     from jobs.generate import DEFAULT_START, generate_landing
     from jobs.pipeline import execute
 
@@ -146,7 +148,22 @@ def tiny(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory):
     landing = root / "landing"
     generate_landing("tiny", 3, 7, landing, DEFAULT_START)
     settings = load_settings(landing=str(landing), warehouse=str(root / "wh"))
-    result = execute(settings, "run", TINY_DAYS, None, spark=spark)
+    # the run's own log, at DEBUG, kept for the secrets scan (tests/test_e2e_tiny.py)
+    handler = logging.FileHandler(root / "run.log", encoding="utf-8")
+    real = pipeline.configure_logging
+
+    def also_to_file(run_id: str, level: int | str | None = None) -> logging.Logger:
+        logger = real(run_id, "DEBUG")
+        logger.addHandler(handler)
+        return logger
+
+    pipeline.configure_logging = also_to_file
+    try:
+        result = execute(settings, "run", TINY_DAYS, None, spark=spark)
+    finally:
+        pipeline.configure_logging = real
+        logging.getLogger("lakehouse").removeHandler(handler)
+        handler.close()
     assert result.status == "succeeded", result.error
     return settings, result, landing
 

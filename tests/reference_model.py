@@ -52,6 +52,7 @@ class Conf:
     blocked: frozenset[str]
     max_line_bytes: int
     max_field_chars: int
+    max_json_depth: int
     min_ts: datetime
     future_days: int
     schema_versions: frozenset[int]
@@ -78,6 +79,7 @@ def load_conf(conf_dir: Path) -> Conf:
         blocked=frozenset(str(v).strip().lower() for v in identity["blocked_identifier_values"]),
         max_line_bytes=int(validation["max_line_bytes"]),
         max_field_chars=int(validation["max_field_chars"]),
+        max_json_depth=int(validation["max_json_depth"]),
         min_ts=datetime.fromisoformat(str(validation["min_event_date"])).replace(tzinfo=UTC),
         future_days=int(validation["future_days"]),
         schema_versions=frozenset(validation["supported_schema_versions"]),
@@ -152,6 +154,15 @@ def parse_ts(value: Any) -> datetime | None:
     return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).astimezone(UTC)
 
 
+def _depth(value: Any) -> int:
+    """Nesting depth of objects and arrays (an object of scalars is 1)."""
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
 def validate(line: str, tenant: str, delivery: date, conf: Conf) -> dict[str, Any] | str:
     """§4.1: the parsed call with its `event_ts`, or the reason the line is rejected."""
     if len(line.encode("utf-8")) > conf.max_line_bytes:
@@ -164,7 +175,7 @@ def validate(line: str, tenant: str, delivery: date, conf: Conf) -> dict[str, An
         )
     except ValueError:
         return "invalid_json"
-    if not isinstance(obj, dict):
+    if not isinstance(obj, dict) or _depth(obj) > conf.max_json_depth:
         return "invalid_json"
     version = obj.get("schema_version")
     if (

@@ -87,30 +87,39 @@ def test_markdown_states_the_ratio_against_its_target() -> None:
 
 
 def test_event_log_sums_bytes_and_the_files_scans_read(tmp_path) -> None:
-    scan = {"nodeName": "Scan parquet", "children": [], "metrics": [
-        {"name": "number of files read", "accumulatorId": 7, "metricType": "sum"},
-        {"name": "number of output rows", "accumulatorId": 8, "metricType": "sum"}]}  # fmt: skip
-    plan = {"nodeName": "Project", "children": [scan], "metrics": []}
+    def scan(files_id: int, location: str) -> dict:
+        metrics = [{"name": "number of files read", "accumulatorId": files_id},
+                   {"name": "number of output rows", "accumulatorId": files_id + 1}]  # fmt: skip
+        return {"nodeName": "Scan parquet", "children": [], "metadata": {"Location": location},
+                "metrics": metrics}  # fmt: skip
+
+    edges = scan(7, "PreparedDeltaFileIndex(1 paths)[file:/w/h/silver/identity_edges]")
+    log_scan = scan(20, "InMemoryFileIndex(1 paths)[file:/w/h/gold/account_daily/_delta_log/0]")
+    plan = {"nodeName": "Union", "children": [edges, log_scan], "metrics": []}
+    accum = "org.apache.spark.sql.execution.ui.SparkListenerDriverAccumUpdates"
     events = [
         {"Event": "SparkListenerJobStart", "Job ID": 0},
+        # an adaptive re-plan's update can be logged before the plan that names its metric
+        {"Event": accum, "executionId": 0, "accumUpdates": [[20, 1]]},
         {"Event": "org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionStart",
          "executionId": 0, "sparkPlanInfo": plan},
-        {"Event": "org.apache.spark.sql.execution.ui.SparkListenerDriverAccumUpdates",
-         "executionId": 0, "accumUpdates": [[7, 3], [8, 1000]]},
+        {"Event": accum, "executionId": 0, "accumUpdates": [[7, 2], [8, 1000]]},
         {"Event": "SparkListenerTaskEnd", "Task Metrics": {"Input Metrics": {"Bytes Read": 512}}},
         {"Event": "SparkListenerTaskEnd", "Task Metrics": {"Input Metrics": {"Bytes Read": 256}}},
         {"Event": "SparkListenerJobStart", "Job ID": 1},
     ]  # fmt: skip
+    expected = {"bytes_read": 768, "files_read": 3, "spark_jobs": 2, "files_read_by_table": {
+        "silver.identity_edges": 2, "gold.account_daily (log)": 1}}  # fmt: skip
     log = tmp_path / "app-1"
     log.write_text("".join(json.dumps(e) + "\n" for e in events))
-    assert read_event_log(log) == {"bytes_read": 768, "files_read": 3, "spark_jobs": 2}
+    assert read_event_log(log) == expected
     # Spark 4's default: a rolled log, a folder of numbered parts beside an appstatus file
     rolled = tmp_path / "eventlog_v2_app-1"
     rolled.mkdir()
     (rolled / "appstatus_app-1").write_text("")
     (rolled / "events_9_app-1").write_text("".join(json.dumps(e) + "\n" for e in events[:2]))
     (rolled / "events_10_app-1").write_text("".join(json.dumps(e) + "\n" for e in events[2:]))
-    assert read_event_log(rolled) == {"bytes_read": 768, "files_read": 3, "spark_jobs": 2}
+    assert read_event_log(rolled) == expected
 
 
 def test_stitching_figures_come_from_the_run_log() -> None:

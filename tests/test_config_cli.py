@@ -121,6 +121,11 @@ def test_dates_are_validated() -> None:
         (["run", "--date", "2026-02-30"], "--date"),
         (["run", "--date", "2026-03-05", "--tenant", "x' OR '1'='1"], "--tenant"),
         (["run", "--date", "2026-03-05", "--tenant", "../../etc"], "--tenant"),
+        (["run", "--date", "2026-03-05", "--tenant", "acm\u0435"], "--tenant"),  # Cyrillic е
+        (["run", "--date", "2026-03-05", "--tenant", "acme,globex"], "--tenant"),
+        (["run", "--date", "9999-99-99"], "--date"),
+        (["run", "--date", "2026-03-05' OR '1'='1"], "--date"),
+        (["backfill", "--start", "2026-03-05", "--end", "2999-12-31"], "--end"),
         (["backfill", "--start", "2026-03-05", "--end", "2026-03-01"], "--end"),
         (["generate", "--preset", "huge", "--out", "/tmp/x"], "--preset"),
         (["run", "--date", "2026-03-05", "--conf", "/no/such/conf"], "--conf"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -127,6 +128,34 @@ def test_no_raw_email_or_ip_in_silver_events(spark, tiny) -> None:
         F.greatest(*[F.col(c).rlike(EMAIL) | F.col(c).rlike(IPV4) for c in string_cols])
     )
     assert leaks.isEmpty(), leaks.limit(3).collect()
+
+
+def test_no_secret_or_raw_pii_in_logs_ledger_quality_results_gold_or_data_docs(spark, tiny) -> None:
+    """Issue 8 §5: the pseudonymisation key, raw emails and IPs appear in none of what
+    operators and analysts read: the run's log (DEBUG), every ops table (run ledger,
+    quality results, delivery stats, …), every gold table and the Data Docs pages."""
+    settings, result, _ = tiny
+    secret = re.escape(TEST_PII_KEY)
+    log = (Path(settings.landing).parent / "run.log").read_text(encoding="utf-8")
+    assert "silver.people" in log, "the scan must see the run's log"
+    for pattern in (secret, EMAIL, IPV4):
+        assert not re.search(pattern, log), pattern
+    warehouse = Path(settings.warehouse)
+    tables = [f"{layer.name}.{t.name}" for layer in (warehouse / "ops", warehouse / "gold")
+              for t in sorted(layer.iterdir()) if (t / "_delta_log").is_dir()]  # fmt: skip
+    assert {"ops.pipeline_runs", "ops.quality_results", "gold.account_daily"} <= set(tables)
+    for table in tables:
+        df = read(spark, settings, table)
+        row = F.to_json(F.struct(*df.columns))
+        leaks = df.where(row.rlike(secret) | row.rlike(EMAIL) | row.rlike(IPV4))
+        assert leaks.isEmpty(), (table, leaks.limit(2).collect())
+    docs = Path(result.data_docs.removeprefix("file://")).parent
+    pages = [p for p in docs.rglob("*") if p.suffix in (".html", ".json")]
+    assert len(pages) > 3, docs
+    for page in pages:
+        text = page.read_text(encoding="utf-8", errors="replace")
+        for pattern in (secret, EMAIL, IPV4):
+            assert not re.search(pattern, text), (page, pattern)
 
 
 def test_stitching_matches_the_truth_where_the_rules_can_resolve(spark, tiny) -> None:

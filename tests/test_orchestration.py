@@ -166,10 +166,13 @@ def test_the_backfill_dag_takes_params_and_refuses_bad_ones(spark, airflow, dail
 
 def test_cluster_mode_gives_the_same_silver_and_gold(airflow, daily_run, tmp_path) -> None:
     """A standalone master and two workers on loopback; the day submitted with
-    spark-submit, with the suite's small-data SQL settings (they change cost, not results);
-    every silver and gold table equal to the daily DAG's local run."""
+    spark-submit, with the suite's small-data SQL settings (they change cost, not results)
+    and a 1 MiB `spark.driver.maxResultSize`; every silver and gold table equal to the
+    daily DAG's local run."""
     landing, warehouse = airflow
-    spark_conf = [arg for kv in SMALL_DATA_CONF.items() for arg in ("--spark-conf", "=".join(kv))]
+    # a 1 MiB cap on what any action returns to the driver (issue 8: bounded driver)
+    conf = {**SMALL_DATA_CONF, "spark.driver.maxResultSize": "1m"}
+    spark_conf = [arg for kv in conf.items() for arg in ("--spark-conf", "=".join(kv))]
     done = subprocess.run(
         [sys.executable, "-m", "jobs.cluster_check", "--landing", str(landing), "--date", DAY,
          "--out", str(tmp_path), "--reference", str(warehouse), *spark_conf],

@@ -166,7 +166,9 @@ def test_tenant_scoped_run_touches_only_its_partitions(spark, basic, make_settin
     for table in ("bronze.events", *SILVER_TABLES):
         path = settings.table_path(table)
         before[table] = DeltaTable.forPath(spark, path).history(1).first().version
-    write_delivery(landing, "globex", D1, [ev("g3")], name="late.jsonl")
+    crafted = [ev("g3"), ev("g4", tenant_id="acme"), ev("g5", user_id="x' OR tenant_id='acme"),
+               ev("g6", group_id="acme/../globex", anonymous_id="tenant_id=acme")]  # fmt: skip
+    write_delivery(landing, "globex", D1, crafted, name="late.jsonl")
     result = run(settings, spark, D1, tenants=["globex"])
     assert {s.tenant_id for s in result.stats} == {"globex"}
     for table, version in before.items():

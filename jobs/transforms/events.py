@@ -52,6 +52,7 @@ class EventRules:
     blocked_ids: tuple[str, ...]
     max_line_bytes: int
     max_field_chars: int
+    max_json_depth: int
     min_event_date: str
     future_days: int
     schema_versions: tuple[int, ...]
@@ -68,6 +69,7 @@ class EventRules:
             blocked_ids=settings.pipeline.identity.blocked_identifier_values,
             max_line_bytes=v.max_line_bytes,
             max_field_chars=v.max_field_chars,
+            max_json_depth=v.max_json_depth,
             min_event_date=v.min_event_date,
             future_days=v.future_days,
             schema_versions=v.supported_schema_versions,
@@ -96,8 +98,44 @@ def local_date(ts: Column, timezones: Mapping[str, str]) -> Column:
 
 
 def json_type(doc: Column, field: str) -> Column:
-    """JSON type of `doc.field`: NULL when absent, 'VOID' for JSON null, else e.g. 'STRING'."""
-    return F.schema_of_variant(F.variant_get(doc, f"$.{field}", "variant"))
+    """JSON type of `doc.field`: NULL when absent, 'VOID' for JSON null, 'OBJECT' or 'ARRAY'
+    for containers, else the scalar's type, e.g. 'STRING' or 'BIGINT'.
+
+    Shallow: containers are recognised by a cast of their top level, so `schema_of_variant`
+    (which walks every nested value, recursively) only ever sees a scalar.
+    """
+    path = f"$.{field}"
+    value = F.variant_get(doc, path, "variant")
+    return (
+        F.when(F.try_variant_get(doc, path, "map<string,variant>").isNotNull(), F.lit("OBJECT"))
+        .when(F.try_variant_get(doc, path, "array<variant>").isNotNull(), F.lit("ARRAY"))
+        .otherwise(F.schema_of_variant(value))
+    )
+
+
+def nesting_depth(text: Column) -> Column:
+    """Deepest nesting of objects and arrays in a JSON text (string literals skipped), in
+    one pass over its brackets: a fold of +1 / −1 keeping the running maximum."""
+    no_strings = F.regexp_replace(text, r'"(?:[^"\\]++|\\.)*+"', "")
+    brackets = F.regexp_replace(no_strings, r"[^\[\]{}]", "")
+    steps = F.transform(
+        F.split(brackets, ""), lambda c: F.when(c.isin("{", "["), 1).otherwise(-1)
+    )
+    depth = F.aggregate(
+        steps,
+        F.struct(F.lit(0).alias("d"), F.lit(0).alias("m")),
+        lambda acc, step: F.struct(
+            (acc["d"] + step).alias("d"), F.greatest(acc["m"], acc["d"] + step).alias("m")
+        ),
+    )
+    return depth["m"]
+
+
+def too_deep(text: Column, max_depth: int) -> Column:
+    """Nested deeper than `max_depth`. Fast path: a line with at most `max_depth` opening
+    brackets cannot be; only the others (rare) are folded by `nesting_depth`."""
+    opens = F.length(text) - F.length(F.regexp_replace(text, r"[\[{]", ""))
+    return F.when(opens > max_depth, nesting_depth(text) > max_depth).otherwise(F.lit(False))
 
 
 def json_string(doc: Column, field: str) -> Column:
@@ -152,7 +190,10 @@ def parse_raw_events(rules: EventRules) -> Callable[[DataFrame], DataFrame]:
     def transform(bronze: DataFrame) -> DataFrame:
         text = F.regexp_replace(F.col("raw_line"), "^\ufeff", "")
         oversized = F.octet_length(F.col("raw_line")) > rules.max_line_bytes
-        df = bronze.withColumn("doc", F.when(~oversized, F.try_parse_json(text)))
+        # Deep nesting is refused before parsing: walking a deep value recursively (here or
+        # in any later reader) can overflow a task thread's stack and kill the executor.
+        deep = ~oversized & too_deep(text, rules.max_json_depth)
+        df = bronze.withColumn("doc", F.when(~oversized & ~deep, F.try_parse_json(text)))
         scalars = (*ID_FIELDS, "type", "timestamp", "schema_version", "tenant_id")
         df = df.select(
             "*",
