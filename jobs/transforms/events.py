@@ -118,9 +118,7 @@ def nesting_depth(text: Column) -> Column:
     one pass over its brackets: a fold of +1 / −1 keeping the running maximum."""
     no_strings = F.regexp_replace(text, r'"(?:[^"\\]++|\\.)*+"', "")
     brackets = F.regexp_replace(no_strings, r"[^\[\]{}]", "")
-    steps = F.transform(
-        F.split(brackets, ""), lambda c: F.when(c.isin("{", "["), 1).otherwise(-1)
-    )
+    steps = F.transform(F.split(brackets, ""), lambda c: F.when(c.isin("{", "["), 1).otherwise(-1))
     depth = F.aggregate(
         steps,
         F.struct(F.lit(0).alias("d"), F.lit(0).alias("m")),
