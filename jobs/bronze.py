@@ -28,8 +28,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.context import RunContext
-from jobs.delta_io import append, partition_predicate, read_table, tenants_predicate
-from jobs.tables import BRONZE, OPS_REJECTED_FILES, SOURCES
+from jobs.delta_io import partition_predicate, read_table, tenants_predicate
+from jobs.ledger import record_rejected_files
+from jobs.tables import BRONZE, SOURCES
 from jobs.validation import InputError, require_tenant_id
 
 LANDED_SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -146,19 +147,6 @@ def unreadable_files(spark: SparkSession, files: Sequence[str]) -> dict[str, str
     return {r.path: r.reason for r in found}
 
 
-REJECTED_FILES_SCHEMA = T.StructType(
-    [
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("tenant_id", T.StringType(), False),
-        T.StructField("source", T.StringType(), False),
-        T.StructField("delivery_date", T.DateType(), False),
-        T.StructField("file", T.StringType(), False),
-        T.StructField("reason", T.StringType(), False),
-        T.StructField("recorded_at", T.TimestampType(), False),
-    ]
-)
-
-
 @dataclass(frozen=True)
 class BronzeResult:
     """Per source: which tenants were ingested, and landed/blank line counts per tenant."""
@@ -167,7 +155,6 @@ class BronzeResult:
     landed_lines: dict[tuple[str, str], int]  # (source, tenant) → non-blank lines
     blank_lines: dict[tuple[str, str], int]
     files: dict[tuple[str, str], int]
-    rejected_files: dict[tuple[str, str], int] | None = None  # (source, tenant) → files
 
 
 def ingest(
@@ -175,7 +162,7 @@ def ingest(
 ) -> BronzeResult:
     """Land one delivery date of every source into bronze (one commit per table)."""
     spark = ctx.spark
-    result = BronzeResult({}, {}, {}, {}, {})
+    result = BronzeResult({}, {}, {}, {})
     for source in SOURCES:
         deliveries = discover(spark, ctx.settings.landing, source, delivery_date, tenants)
         if deliveries:
@@ -207,13 +194,9 @@ def _reject_files(
     broken: dict[str, str],
 ) -> list[Delivery]:  # fmt: skip
     """Record the broken files in `ops.rejected_files`; → the deliveries without them."""
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    rows = [(ctx.run_id, d.tenant_id, source, delivery_date, f, broken[f], now)
-            for d in deliveries for f in d.files if f in broken]  # fmt: skip
-    append(
-        ctx.spark.createDataFrame(rows, REJECTED_FILES_SCHEMA), ctx.path(OPS_REJECTED_FILES.name)
-    )
-    for _, tenant, _, _, file, reason, _ in rows:
+    rejected = [(d.tenant_id, f, broken[f]) for d in deliveries for f in d.files if f in broken]
+    record_rejected_files(ctx, source, delivery_date, rejected)
+    for tenant, file, reason in rejected:
         ctx.log.warning("bronze.%s: file rejected (%s), left out of %s/%s: %s",
                         source, reason, tenant, delivery_date, file)  # fmt: skip
     kept = [replace(d, files=tuple(f for f in d.files if f not in broken)) for d in deliveries]
@@ -236,10 +219,6 @@ def _ingest_source(
         broken = unreadable_files(ctx.spark, [f for d in deliveries for f in d.files])
         if not broken:
             raise
-        for d in deliveries:
-            n = sum(f in broken for f in d.files)
-            if n:
-                result.rejected_files[(source, d.tenant_id)] = n
         deliveries = _reject_files(ctx, source, delivery_date, deliveries, broken)
         if not deliveries:
             return []

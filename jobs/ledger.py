@@ -1,5 +1,5 @@
-"""The run ledger: `ops.pipeline_runs`, `ops.delivery_stats` and `ops.quality_results`
-(append-only Delta tables).
+"""The run ledger: `ops.pipeline_runs`, `ops.delivery_stats`, `ops.quality_results` and
+`ops.rejected_files` (append-only Delta tables).
 
 A run appends a `started` row when it begins and a `succeeded` or `failed` row when it
 ends; a run with only `started` was interrupted. The final row carries the run's summary:
@@ -22,6 +22,7 @@ from jobs.tables import (
     OPS_DELIVERY_STATS,
     OPS_PIPELINE_RUNS,
     OPS_QUALITY_RESULTS,
+    OPS_REJECTED_FILES,
     OPS_RESTATEMENTS,
 )
 
@@ -202,6 +203,32 @@ def record_quality(ctx: RunContext, outcomes: Sequence[Any]) -> None:
         for o in outcomes
     ]  # fmt: skip
     append(ctx.spark.createDataFrame(rows, QUALITY_SCHEMA), ctx.path(OPS_QUALITY_RESULTS.name))
+
+
+REJECTED_FILES_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("tenant_id", T.StringType(), False),
+        T.StructField("source", T.StringType(), False),
+        T.StructField("delivery_date", T.DateType(), False),
+        T.StructField("file", T.StringType(), False),
+        T.StructField("reason", T.StringType(), False),
+        T.StructField("recorded_at", T.TimestampType(), False),
+    ]
+)
+
+
+def record_rejected_files(
+    ctx: RunContext, source: str, delivery_date: dt.date, rejected: Sequence[tuple[str, str, str]]
+) -> None:
+    """Append landed files left out of a delivery, as (tenant, file, reason), to
+    `ops.rejected_files`."""
+    now = utc_now()
+    rows = [(ctx.run_id, tenant, source, delivery_date, file, reason, now)
+            for tenant, file, reason in rejected]  # fmt: skip
+    append(
+        ctx.spark.createDataFrame(rows, REJECTED_FILES_SCHEMA), ctx.path(OPS_REJECTED_FILES.name)
+    )
 
 
 RESTATEMENT_SCHEMA = T.StructType(

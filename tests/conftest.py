@@ -157,13 +157,13 @@ def tiny(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory):
         logger.addHandler(handler)
         return logger
 
-    pipeline.configure_logging = also_to_file
-    try:
-        result = execute(settings, "run", TINY_DAYS, None, spark=spark)
-    finally:
-        pipeline.configure_logging = real
-        logging.getLogger("lakehouse").removeHandler(handler)
-        handler.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "configure_logging", also_to_file)
+        try:
+            result = execute(settings, "run", TINY_DAYS, None, spark=spark)
+        finally:
+            logging.getLogger("lakehouse").removeHandler(handler)
+            handler.close()
     assert result.status == "succeeded", result.error
     return settings, result, landing
 

@@ -142,17 +142,8 @@ def json_string(doc: Column, field: str) -> Column:
 
 
 def is_json_object(doc: Column, field: str) -> Column:
-    """True when `doc.field` is absent, JSON null or an object; False for any other type.
-
-    A shallow cast to a map looks at the top-level keys only, where `schema_of_variant`
-    would walk every nested value.
-    """
-    value = F.variant_get(doc, f"$.{field}", "variant")
-    return (
-        value.isNull()
-        | F.is_variant_null(value)
-        | F.try_variant_get(doc, f"$.{field}", "map<string,variant>").isNotNull()
-    )
+    """True when `doc.field` is absent, JSON null or an object; False for any other type."""
+    return F.coalesce(json_type(doc, field).isin("VOID", "OBJECT"), F.lit(True))
 
 
 def is_present(type_col: Column) -> Column:
