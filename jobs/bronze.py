@@ -7,6 +7,10 @@ HDFS or s3a://. Tenant ids found in folder names are validated before anything i
 Re-running a delivery atomically replaces exactly that delivery's partitions
 (tenant_id, delivery_date) of each bronze table, for the tenants that have files.
 
+Lines of persons erased on request (`jobs.erasure`) that are re-delivered are suppressed
+here, before they reach any table: old event lines are left out and counted, ticket lines
+lose their requester.
+
 A `.gz` file that cannot be decompressed (not gzip at all, truncated, corrupt) would fail
 the whole read. Such a file is a file-level reject: it is left out of the delivery,
 recorded in `ops.rejected_files` with its reason, and the rest of the delivery goes on. The
@@ -21,16 +25,17 @@ import gzip
 import io
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from jobs import erasure
 from jobs.context import RunContext
 from jobs.delta_io import partition_predicate, read_table, tenants_predicate
 from jobs.ledger import record_rejected_files
-from jobs.tables import BRONZE, SOURCES
+from jobs.tables import BRONZE, OPS_ERASED_IDENTIFIERS, SOURCES
 from jobs.validation import InputError, require_tenant_id
 
 LANDED_SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -155,6 +160,8 @@ class BronzeResult:
     landed_lines: dict[tuple[str, str], int]  # (source, tenant) → non-blank lines
     blank_lines: dict[tuple[str, str], int]
     files: dict[tuple[str, str], int]
+    # (source, tenant) → lines of erased persons: events dropped, tickets redacted
+    erased_lines: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def ingest(
@@ -231,7 +238,18 @@ def _ingest_source(
     predicate = partition_predicate(
         {d.tenant_id: [delivery_date] for d in deliveries}, "delivery_date"
     )
-    ctx.gates.publish(spec, to_bronze(lines, ctx.run_id, ctx.started_at), predicate, raw=True)
+    rows = to_bronze(lines, ctx.run_id, ctx.started_at)
+    erased = (
+        erasure.erased_tokens(
+            ctx.spark, ctx.path(OPS_ERASED_IDENTIFIERS.name), [d.tenant_id for d in deliveries]
+        )
+        if source in erasure.ERASABLE_SOURCES
+        else None
+    )
+    if erased is None:
+        ctx.gates.publish(spec, rows, predicate, raw=True)
+    else:
+        _publish_suppressed(ctx, source, rows, erased, predicate, result)
     ctx.log.info(
         "%s: %s tenants, %s lines for %s",
         spec.name,
@@ -240,6 +258,25 @@ def _ingest_source(
         delivery_date,
     )
     return deliveries
+
+
+def _publish_suppressed(
+    ctx: RunContext, source: str, rows: DataFrame, erased: DataFrame, predicate: str,
+    result: BronzeResult,
+) -> None:  # fmt: skip
+    """Publish a delivery of tenants with erasure requests: old lines of erased persons are
+    left out (events) or lose their requester (tickets), and counted (`erasure.suppress`)."""
+    marked = erasure.suppress(rows, erased, ctx.pii_key, source).persist()
+    try:
+        counts = marked.where("_erased").groupBy("tenant_id").count().collect()
+        for r in counts:
+            result.erased_lines[(source, r.tenant_id)] = int(r["count"])
+            ctx.log.info("bronze.%s: %s lines of erased persons %s for %s", source, r["count"],
+                         "left out" if source == "events" else "redacted", r.tenant_id)  # fmt: skip
+        kept = marked.where(~F.col("_erased")) if source == "events" else marked
+        ctx.gates.publish(BRONZE[source], kept.drop("_erased"), predicate, raw=True)
+    finally:
+        marked.unpersist()
 
 
 def from_table(

@@ -7,6 +7,7 @@
     lakehouse metrics-doc [--out docs/metrics.md]
     lakehouse gate     --layer bronze|silver|gold --date D [--tenant T ...]
     lakehouse runs     [--limit N]
+    lakehouse forget   --tenant T (--user-id U | --email E | --anonymous-id A)
 
 Locations come from flags or LAKEHOUSE_LANDING / LAKEHOUSE_WAREHOUSE / LAKEHOUSE_CONF.
 Every error names the flag, file or key at fault; exit status is 0 only on full success.
@@ -385,6 +386,75 @@ def maintain(
                       "need are deleted and those versions can no longer be read")  # fmt: skip
     for s in steps:
         console.print(run_step(settings, s))
+
+
+@app.command()
+def forget(
+    tenant: Annotated[str, typer.Option("--tenant", help="The tenant the person belongs to.")],
+    user_id: Annotated[
+        str | None, typer.Option("--user-id", help="A user_id of the person.")
+    ] = None,
+    email: Annotated[str | None, typer.Option("--email", help="An email of the person.")] = None,
+    anonymous_id: Annotated[
+        str | None, typer.Option("--anonymous-id", help="An anonymous_id of the person.")
+    ] = None,
+    retain_hours: Annotated[
+        float,
+        typer.Option(
+            "--retain-hours",
+            help="VACUUM retention after the erasure: files older versions need are deleted "
+            "once they are older than this. 0 (default) makes the erasure final at once; "
+            "the older versions can no longer be read (time travel).",
+        ),
+    ] = 0.0,
+    force: Annotated[
+        bool, typer.Option("--force", help="VACUUM even if the ledger shows runs not ended.")
+    ] = False,
+    landing: LandingOpt = None,
+    warehouse: WarehouseOpt = None,
+    conf: ConfOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Erase a person (every identifier stitched to the one given) from bronze, silver and
+    gold; suppress re-deliveries of their old events; VACUUM so no old version keeps them."""
+    given = {"--user-id": user_id, "--email": email, "--anonymous-id": anonymous_id}
+    named = {flag: v for flag, v in given.items() if v is not None}
+    if len(named) != 1:
+        raise _fail("give exactly one of --user-id, --email, --anonymous-id")
+    ((flag, value),) = named.items()
+    if not value.strip() or len(value) > 320:
+        raise _fail(f"{flag}: must be 1 to 320 characters")
+    if retain_hours < 0:
+        raise _fail("--retain-hours: must be 0 or more")
+    (tenant,) = _tenants([tenant]) or [tenant]
+    settings = _settings(conf, landing, warehouse, profile)
+    from jobs.erasure import ErasureError
+    from jobs.erasure import forget as erase
+
+    id_type = flag.removeprefix("--").replace("-", "_")
+    console.print(
+        f"erasing the person with this {id_type} in tenant {tenant}; then VACUUM with "
+        f"{retain_hours:g} h retention: data files that only versions older than that need "
+        "are deleted, so time travel to before the erasure stops working"
+        + (" at once" if retain_hours == 0 else f" after {retain_hours:g} h (run "
+           "`lakehouse maintain --step vacuum` then)")
+    )  # fmt: skip
+    try:
+        result = erase(settings, tenant, id_type, value, retain_hours, force=force)
+    except (ConfigError, InputError, ErasureError) as exc:
+        raise _fail(str(exc)) from None
+    table = Table("table", "rows removed or redacted", title=f"Erasure {result.request_id}",
+                  title_justify="left")  # fmt: skip
+    for name, n in sorted(result.rows_removed.items()):
+        table.add_row(name, f"{n:,}")
+    console.print(table)
+    console.print(
+        f"{result.identifiers} identifiers of {result.persons} person ids; "
+        f"{len(result.deliveries_replayed)} deliveries rebuilt "
+        f"(run {result.replay_run_id or '-'}); {result.tables_vacuumed} tables vacuumed"
+    )
+    if result.status != "completed":
+        raise _fail(f"erasure {result.request_id} failed: {result.error}", code=1)
 
 
 @app.command("metrics-doc")

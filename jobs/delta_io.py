@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
+from jobs.tables import IDENTIFIER_COLUMNS
 from jobs.validation import require_tenant_id
 
 Dates = dict[str, set[dt.date]]  # tenant → dates: the partitions a stage reads or rewrites
@@ -169,6 +171,27 @@ def with_commit_retry(write: Callable[[], None], path: str) -> None:
             time.sleep(pause)
 
 
+_STATS_TYPES = (T.NumericType, T.StringType, T.DateType, T.TimestampType, T.TimestampNTZType)
+
+
+def stats_option(schema: T.StructType, partition_by: Iterable[str]) -> dict[str, str]:
+    """Table properties for a new table: min/max statistics only on columns that hold no
+    identifier (`tables.IDENTIFIER_COLUMNS`) and whose type Delta can skip on. Partition
+    columns need none."""
+    if not IDENTIFIER_COLUMNS.intersection(schema.names):
+        return {}
+    kept = [
+        f.name
+        for f in schema.fields
+        if f.name not in IDENTIFIER_COLUMNS
+        and f.name not in set(partition_by)
+        and isinstance(f.dataType, _STATS_TYPES)
+    ]
+    if not kept:
+        return {"delta.dataSkippingNumIndexedCols": "0"}
+    return {"delta.dataSkippingStatsColumns": ",".join(f"`{c}`" for c in kept)}
+
+
 def replace_partitions(
     df: DataFrame, path: str, predicate: str, partition_by: tuple[str, ...]
 ) -> None:
@@ -184,6 +207,7 @@ def replace_partitions(
     def write() -> None:
         writer = df.write.format("delta")
         if not table_exists(spark, path):
+            writer = writer.options(**stats_option(df.schema, partition_by))
             writer.partitionBy(*partition_by).mode("append").save(path)
             return
         writer.mode("overwrite").option("replaceWhere", predicate).option(
@@ -199,8 +223,10 @@ def append(df: DataFrame, path: str, partition_by: tuple[str, ...] = ()) -> None
 
     def write() -> None:
         writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
-        if partition_by and not table_exists(df.sparkSession, path):
-            writer = writer.partitionBy(*partition_by)
+        if not table_exists(df.sparkSession, path):
+            writer = writer.options(**stats_option(df.schema, partition_by))
+            if partition_by:
+                writer = writer.partitionBy(*partition_by)
         writer.save(path)
 
     with_commit_retry(write, path)

@@ -88,6 +88,7 @@ STATS_SCHEMA = T.StructType(
         T.StructField("landed_lines", T.LongType(), False),
         T.StructField("blank_lines", T.LongType(), False),
         T.StructField("bronze_rows", T.LongType(), False),
+        T.StructField("erased_lines", T.LongType(), True),  # of persons erased on request
         T.StructField("accepted", T.LongType(), False),
         T.StructField("duplicates", T.LongType(), False),
         T.StructField("rejected", T.LongType(), False),
@@ -100,7 +101,8 @@ STATS_SCHEMA = T.StructType(
 
 @dataclass(frozen=True)
 class DeliveryStats:
-    """Conservation of one tenant's event delivery: landed = accepted + rejected + duplicates."""
+    """Conservation of one tenant's event delivery: landed = bronze + erased, and
+    bronze = accepted + rejected + duplicates."""
 
     tenant_id: str
     delivery_date: dt.date
@@ -112,6 +114,7 @@ class DeliveryStats:
     accepted: int
     duplicates: int
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    erased_lines: int = 0  # old lines of persons erased on request, left out of bronze
 
     @property
     def rejected(self) -> int:
@@ -120,8 +123,8 @@ class DeliveryStats:
     @property
     def is_conserved(self) -> bool:
         return (
-            self.landed_lines == self.bronze_rows
-            and self.landed_lines == self.accepted + self.rejected + self.duplicates
+            self.landed_lines == self.bronze_rows + self.erased_lines
+            and self.bronze_rows == self.accepted + self.rejected + self.duplicates
         )
 
 
@@ -181,6 +184,7 @@ def record_delivery_stats(ctx: RunContext, stats: Sequence[DeliveryStats]) -> No
                 s.landed_lines,
                 s.blank_lines,
                 s.bronze_rows,
+                s.erased_lines,
                 s.accepted,
                 s.duplicates,
                 s.rejected,

@@ -147,6 +147,7 @@ def build_silver(
             accepted=silver.accepted.get(t, 0),
             duplicates=silver.duplicates.get(t, 0),
             rejected_by_reason=dict(sorted(silver.rejected.get(t, {}).items())),
+            erased_lines=landed.erased_lines.get(("events", t), 0),
         )
         for t in event_tenants
     ]
@@ -156,6 +157,7 @@ def build_silver(
     if broken:
         detail = "; ".join(
             f"{s.tenant_id}/{s.delivery_date}: landed {s.landed_lines}, bronze {s.bronze_rows}, "
+            f"erased {s.erased_lines}, "
             f"accepted {s.accepted} + rejected {s.rejected} + duplicates {s.duplicates}"
             for s in broken
         )

@@ -186,6 +186,30 @@ GOLD_ACCOUNT_RETENTION_MONTHLY = TableSpec(
     ("tenant_id", "activity_month"),
     "one row per (tenant_id, activity_month, cohort_month): accounts of the cohort active",
 )
+# --- erasure (SPEC §7 "Private"; `lakehouse forget`) ---
+OPS_ERASED_IDENTIFIERS = TableSpec(
+    "ops.erased_identifiers",
+    ("tenant_id",),
+    "one row per erasure request and identifier of the erased person: a keyed token of the "
+    "identifier (never the identifier) and the request time; bronze suppresses later lines "
+    "carrying it",
+)
+OPS_ERASURE_LOG = TableSpec(
+    "ops.erasure_log",
+    (),
+    "one row per erasure request and status (started, completed, failed): what was removed "
+    "from which table, the deliveries replayed, the VACUUM retention; no identifier",
+)
+
+# Columns that hold an identifier of a person (or a keyed pseudonym of one). Delta keeps no
+# min/max statistics on them: statistics live in the transaction log, which VACUUM does not
+# clean, so an erased identifier would otherwise outlive its rows (`delta_io.stats_option`).
+IDENTIFIER_COLUMNS = frozenset({
+    "raw_line", "user_id", "anonymous_id", "previous_id", "requester_user_id", "id_value",
+    "person_id", "old_person_id", "new_person_id", "identifiers", "src", "dst", "node",
+    "email_hash", "name_hash", "ip_hash", "token",
+})  # fmt: skip
+
 OPS_GOLD_PROGRESS = TableSpec(
     "ops.gold_progress",
     ("tenant_id",),

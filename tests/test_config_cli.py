@@ -134,6 +134,11 @@ def test_dates_are_validated() -> None:
             ["backfill", "--start", "2026-03-05", "--end", "2026-03-06", "--from-layer", "x"],
             "--from-layer",
         ),
+        (["forget", "--tenant", "x' OR '1'='1", "--user-id", "u1"], "--tenant"),
+        (["forget", "--tenant", "acme"], "--user-id"),  # one identifier is required
+        (["forget", "--tenant", "acme", "--user-id", "u1", "--email", "a@b.c"], "--email"),
+        (["forget", "--tenant", "acme", "--user-id", "   "], "--user-id"),
+        (["forget", "--tenant", "acme", "--user-id", "u1", "--retain-hours", "-1"], "--retain"),
     ],
 )
 def test_cli_errors_name_the_flag(args, flag, tmp_path, monkeypatch) -> None:
