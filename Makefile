@@ -12,7 +12,7 @@ LINT_DIRS := $(wildcard jobs tests dags notebooks)
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup jars demo test test-fast lint fmt lock clean clean-demo airflow-demo cluster-check bench
+.PHONY: help setup jars demo test test-fast lint fmt lock clean clean-demo airflow-demo cluster-check bench crash-test
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ test: setup  ## Run the whole test suite (CI runs this)
 
 test-fast: setup  ## Tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"
+
+crash-test: setup  ## SIGKILL a run's driver at 20 points, re-run, compare (issue 8; the suite runs 2)
+	LAKEHOUSE_CRASH_POINTS=20 $(BIN)/python -m pytest tests/test_crash.py -s -k sigkill
 
 BENCH_PRESET ?= medium
 BENCH_COST_PRESET ?= small

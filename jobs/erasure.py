@@ -513,7 +513,7 @@ def forget(settings, tenant: str, id_type: str, value: str, retain_hours: float,
            spark: SparkSession | None = None, force: bool = False) -> ErasureResult:  # fmt: skip
     """Erase the person holding `id_type`=`value` in `tenant` (see the module docstring)."""
     from jobs.context import RunContext, configure_logging, new_run_id
-    from jobs.ledger import record_run, utc_now
+    from jobs.ledger import mark_interrupted, record_run, utc_now
     from jobs.pii import load_pii_key
     from jobs.spark import build_session
 
@@ -521,6 +521,8 @@ def forget(settings, tenant: str, id_type: str, value: str, retain_hours: float,
     log = configure_logging(request_id)
     key, _ = load_pii_key(settings)
     spark = spark or build_session(settings, app_name="lakehouse forget")
+    ctx = RunContext(spark, settings, request_id, "forget", key, log=log)
+    mark_interrupted(ctx)
     if retain_hours < 168 and not force:
         busy = active_runs(spark, settings)
         if busy:
@@ -529,7 +531,6 @@ def forget(settings, tenant: str, id_type: str, value: str, retain_hours: float,
                 "ended; a VACUUM this short could delete files they have not committed yet. "
                 "Wait for them (or mark them failed), or pass --force if they are dead."
             )
-    ctx = RunContext(spark, settings, request_id, "forget", key, log=log)
     record_run(ctx, "started", [], [tenant])
     requested_at = utc_now()
     result = ErasureResult(request_id, tenant, "started")

@@ -2,7 +2,8 @@
 `ops.rejected_files` (append-only Delta tables).
 
 A run appends a `started` row when it begins and a `succeeded` or `failed` row when it
-ends; a run with only `started` was interrupted. The final row carries the run's summary:
+ends. A run whose driver died in between is given an `interrupted` row by the next run
+(`mark_interrupted`). The final row carries the run's summary:
 stage seconds, delivery counts, restated partitions, gate outcome and the Data Docs link.
 Only counts travel to the driver.
 """
@@ -10,14 +11,17 @@ Only counts travel to the driver.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.context import RunContext
-from jobs.delta_io import append
+from jobs.delta_io import append, read_table
 from jobs.tables import (
     OPS_DELIVERY_STATS,
     OPS_PIPELINE_RUNS,
@@ -45,8 +49,12 @@ RUN_SCHEMA = T.StructType(
         T.StructField("gate_warnings", T.LongType(), True),
         T.StructField("blocked_tenants", T.ArrayType(T.StringType()), True),
         T.StructField("data_docs", T.StringType(), True),
+        T.StructField("host", T.StringType(), True),  # where the run's driver ran
+        T.StructField("pid", T.LongType(), True),
     ]
 )
+STALE_RUN_HOURS = 24  # a run of another host with no outcome after this long is interrupted
+_ACTIVE_RUNS: set[str] = set()  # runs of this process that have started and not ended
 
 
 @dataclass(frozen=True)
@@ -162,9 +170,73 @@ def record_run(
         summary.gate_warnings,
         list(summary.blocked_tenants),
         summary.data_docs,
+        socket.gethostname(),
+        os.getpid(),
     )
     df = ctx.spark.createDataFrame([row], RUN_SCHEMA)
     append(df, ctx.path(OPS_PIPELINE_RUNS.name))
+    if status == "started":
+        _ACTIVE_RUNS.add(ctx.run_id)
+    else:
+        _ACTIVE_RUNS.discard(ctx.run_id)
+
+
+def _is_alive(host: str | None, pid: int | None, started_at: dt.datetime, run_id: str,
+              now: dt.datetime) -> bool:  # fmt: skip
+    """Whether the driver of a run that has not ended may still be running it."""
+    if host != socket.gethostname() or pid is None:  # another machine: only time can tell
+        return now - started_at < dt.timedelta(hours=STALE_RUN_HOURS)
+    if pid == os.getpid():
+        return run_id in _ACTIVE_RUNS
+    if not os.path.isdir("/proc"):  # no process start times here: is the pid in use at all?
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:  # a process with that pid, started before the run (not a later one reusing it)
+        born = dt.datetime.fromtimestamp(os.stat(f"/proc/{pid}").st_ctime, dt.UTC)
+    except OSError:
+        return False
+    return born.replace(tzinfo=None) <= started_at + dt.timedelta(minutes=1)
+
+
+def mark_interrupted(ctx: RunContext) -> list[str]:
+    """Give runs whose driver died without an outcome (killed, out of memory, machine lost)
+    the status `interrupted`; → their ids. A run of this host is interrupted when its
+    process is gone; a run of another host, when it has had no outcome for
+    STALE_RUN_HOURS. Its partial writes need no repair: every table is published per
+    (tenant, date) in single commits, and the next run recomputes what it would have."""
+    ledger = read_table(ctx.spark, ctx.path(OPS_PIPELINE_RUNS.name))
+    if ledger is None:
+        return []
+    last = ledger.groupBy("run_id").agg(
+        F.max_by(F.struct(*ledger.columns), "recorded_at").alias("r")
+    )
+    open_runs = [r.asDict() for r in last.where("r.status = 'started'").select("r.*").collect()]
+    now = utc_now()
+    dead = [
+        r
+        for r in open_runs
+        if r["run_id"] != ctx.run_id
+        and not _is_alive(r.get("host"), r.get("pid"), r["started_at"], r["run_id"], now)
+    ]
+    if not dead:
+        return []
+    found = f"the run's driver ended without an outcome; found by {ctx.run_id}"
+    rows = [
+        (r["run_id"], r["command"], "interrupted", r["delivery_dates"], r["tenants"],
+         r["started_at"], now, None, found, None, None, None, None, None, None, None, None,
+         r.get("host"), r.get("pid"))
+        for r in dead
+    ]  # fmt: skip
+    append(ctx.spark.createDataFrame(rows, RUN_SCHEMA), ctx.path(OPS_PIPELINE_RUNS.name))
+    for r in dead:
+        ctx.log.warning("run %s (%s, started %s) was interrupted: marked in ops.pipeline_runs",
+                        r["run_id"], r["command"], r["started_at"])  # fmt: skip
+    return [r["run_id"] for r in dead]
 
 
 def record_delivery_stats(ctx: RunContext, stats: Sequence[DeliveryStats]) -> None:

@@ -23,6 +23,7 @@ from jobs.delta_io import date_range, read_table, tenants_predicate
 from jobs.ledger import (
     DeliveryStats,
     RunSummary,
+    mark_interrupted,
     record_delivery_stats,
     record_quality,
     record_restatements,
@@ -247,6 +248,7 @@ def execute(
     log.info("warehouse %s, landing %s; pseudonym key from %s",
              settings.warehouse, settings.landing, key_origin)  # fmt: skip
     record_run(ctx, "started", dates, tenants)
+    mark_interrupted(ctx)
     all_stats: list[DeliveryStats] = []
     one_pass = command == "backfill"
     try:

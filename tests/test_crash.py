@@ -1,0 +1,245 @@
+"""Crash safety (issue 8 §1): a driver killed anywhere leaves nothing a re-run does not
+repair, readers never see a half-published partition, and the next run marks the killed
+one `interrupted`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from pyspark.sql import functions as F
+
+from jobs import pipeline
+from jobs.config import load_settings
+from jobs.delta_io import append, table_exists
+from jobs.ledger import RUN_SCHEMA, utc_now
+from jobs.pipeline import execute
+
+from .conftest import (
+    SMALL_DATA_CONF,
+    TEST_TENANTS,
+    assert_same_rows,
+    data_tables,
+    read,
+    write_conf,
+    write_delivery,
+)
+
+D1 = "2026-03-05"
+
+
+def test_the_next_run_marks_runs_whose_driver_died_as_interrupted(spark, make_settings, tmp_path):
+    settings = make_settings()
+    write_delivery(tmp_path / "landing", "acme", D1,
+                   [{"message_id": "m1", "type": "page", "timestamp": f"{D1}T10:00:00Z",
+                     "user_id": "u1"}])  # fmt: skip
+    here, now = socket.gethostname(), utc_now()
+    dead_pid = subprocess.Popen(["true"])  # a finished process: its pid is free
+    dead_pid.wait()
+    alive = subprocess.Popen(["sleep", "300"])
+    try:
+        started = {  # run id → (host, pid, started_at)
+            "run_dead_here": (here, dead_pid.pid, now),
+            "run_alive_here": (here, alive.pid, now + dt.timedelta(seconds=5)),
+            "run_this_process": (here, os.getpid(), now),  # not a run this process holds
+            "run_elsewhere_old": ("another-host", 4242, now - dt.timedelta(hours=30)),
+            "run_elsewhere_recent": ("another-host", 4242, now - dt.timedelta(hours=1)),
+        }
+        rows = [
+            (run_id, "run", "started", [dt.date(2026, 3, 5)], None, at, at, None, None, None,
+             None, None, None, None, None, None, None, host, pid)
+            for run_id, (host, pid, at) in started.items()
+        ]  # fmt: skip
+        append(spark.createDataFrame(rows, RUN_SCHEMA), settings.table_path("ops.pipeline_runs"))
+        result = execute(settings, "run", [dt.date.fromisoformat(D1)], None, spark=spark,
+                         through="bronze")  # fmt: skip
+        assert result.status == "succeeded", result.error
+    finally:
+        alive.kill()
+        alive.wait()
+    ledger = read(spark, settings, "ops.pipeline_runs")
+    last = ledger.groupBy("run_id").agg(F.max_by("status", "recorded_at").alias("status"))
+    status = {r.run_id: r.status for r in last.collect()}
+    assert status == {
+        "run_dead_here": "interrupted",
+        "run_alive_here": "started",
+        "run_this_process": "interrupted",
+        "run_elsewhere_old": "interrupted",
+        "run_elsewhere_recent": "started",
+        result.run_id: "succeeded",
+    }
+    (row,) = ledger.where("run_id = 'run_dead_here' AND status = 'interrupted'").collect()
+    assert result.run_id in row.error and row.pid == dead_pid.pid and row.host == here
+
+
+# --------------------------------------------------------------------------- SIGKILL cascade
+
+# `make crash-test` kills at 20 points; the suite runs the same test with 2 (one in silver,
+# one in gold) so it cannot rot: each point is a cold driver, about a minute here.
+KILL_POINTS = int(os.environ.get("LAKEHOUSE_CRASH_POINTS", "2"))
+
+
+def _landing(landing: Path) -> None:
+    """Two tenants with identity merges, group calls, a duplicate and a reject; a ticket."""
+    for tenant, n in (("acme", 6), ("globex", 4)):
+        lines: list[str | dict] = []
+        for i in range(n):
+            t = f"{D1}T1{i}:00:00Z"
+            lines += [
+                {"message_id": f"{tenant}-p{i}", "type": "page", "timestamp": t,
+                 "user_id": f"u{i % 3}", "anonymous_id": f"a{i}", "group_id": f"acct-{i % 2}"},
+                {"message_id": f"{tenant}-t{i}", "type": "track", "event": "Report Viewed",
+                 "timestamp": t, "anonymous_id": f"a{i}"},
+            ]  # fmt: skip
+        lines += [
+            {"message_id": f"{tenant}-g", "type": "group", "timestamp": f"{D1}T09:00:00Z",
+             "user_id": "u0", "group_id": "acct-0", "traits": {"name": "Zero", "seats": 4}},
+            {"message_id": f"{tenant}-p0", "type": "page", "timestamp": f"{D1}T10:00:00Z",
+             "user_id": "u0"},  # a duplicate message id
+            "{not json",
+        ]  # fmt: skip
+        write_delivery(landing, tenant, D1, lines)
+    write_delivery(landing, "acme", D1, [
+        {"ticket_id": "t1", "account_id": "acct-0", "requester_user_id": "u0",
+         "created_at": f"{D1}T08:00:00Z", "status": "open", "priority": "low"}],
+        source="tickets")  # fmt: skip
+
+
+def _cli_run(conf: Path, landing: Path, warehouse: Path) -> subprocess.Popen:
+    env = {**os.environ, "LAKEHOUSE_LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "jobs.cli", "run", "--date", D1, "--conf", str(conf),
+         "--landing", str(landing), "--warehouse", str(warehouse)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        start_new_session=True,  # its own process group: the Python driver and its JVM
+    )  # fmt: skip
+
+
+def _reference_run(spark, settings) -> int:
+    """An uninterrupted run, in this process (a warm JVM); → how many lines it logged at
+    DEBUG, the same lines a CLI run logs."""
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler, real = Collect(), pipeline.configure_logging
+
+    def also_collected(run_id: str, level: int | str | None = None) -> logging.Logger:
+        logger = real(run_id, "DEBUG")
+        logger.addHandler(handler)
+        return logger
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "configure_logging", also_collected)
+        try:
+            result = execute(settings, "run", [dt.date.fromisoformat(D1)], None, spark=spark)
+        finally:
+            logging.getLogger("lakehouse").removeHandler(handler)
+    assert result.status == "succeeded", result.error
+    return len(records)
+
+
+def _kill_after(conf: Path, landing: Path, warehouse: Path, line_no: int, delay: float):
+    """Start a run and SIGKILL its driver (Python and JVM) `delay` s after its `line_no`-th
+    log line; → the last line it logged, or None if it ended before."""
+    proc = _cli_run(conf, landing, warehouse)
+    seen, last = 0, None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "[run_" not in line:
+            continue
+        seen, last = seen + 1, line.strip()
+        if seen >= line_no:
+            time.sleep(delay)
+            break
+    alive = proc.poll() is None
+    if alive:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=120)
+    return last if alive else None
+
+
+class _Reader(threading.Thread):
+    """Polls gold.account_daily while the runs commit: every read of a (tenant, date)
+    partition must hold nothing or exactly the finished contents."""
+
+    def __init__(self, spark, path: str) -> None:
+        super().__init__(daemon=True)
+        self.spark, self.path, self.stop, self.snapshots = spark, path, threading.Event(), []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                df = self.spark.read.format("delta").load(self.path)
+                self.snapshots.append(df.drop("_run_id").collect())
+            except Exception:  # the table does not exist yet
+                pass
+            time.sleep(1.0)
+
+
+def test_sigkill_at_many_points_then_a_rerun_gives_the_uninterrupted_tables(spark, tmp_path):
+    landing = tmp_path / "landing"
+    _landing(landing)
+    conf = write_conf(tmp_path / "conf", TEST_TENANTS)
+    doc = yaml.safe_load((conf / "lakehouse.yaml").read_text())
+    local = doc["profiles"]["local"]
+    local.update(master="local[2]", driver_memory="1g", shuffle_partitions=2)
+    local["spark_conf"] = {**local.get("spark_conf", {}), **SMALL_DATA_CONF}
+    (conf / "lakehouse.yaml").write_text(yaml.safe_dump(doc))
+    reference, victim = tmp_path / "wh_reference", tmp_path / "wh"
+    ref = load_settings(conf_dir=conf, landing=str(landing), warehouse=str(reference))
+    settings = load_settings(conf_dir=conf, landing=str(landing), warehouse=str(victim))
+    lines = _reference_run(spark, ref)
+
+    reader = _Reader(spark, settings.table_path("gold.account_daily"))
+    reader.start()
+    killed = []
+    try:
+        for i in range(KILL_POINTS):  # spread over the whole run: bronze, silver, gold
+            line_no = max(1, int(lines * (i + 0.5) / KILL_POINTS))
+            last = _kill_after(conf, landing, victim, line_no, delay=0.3 * (i % 5))
+            assert last is not None, f"the run ended before kill point {i} (line {line_no})"
+            killed.append(last)
+        final = execute(settings, "run", [dt.date.fromisoformat(D1)], None, spark=spark)
+    finally:
+        reader.stop.set()
+        reader.join(timeout=60)
+    assert final.status == "succeeded", final.error
+    print("killed after:", *killed, sep="\n  ")
+
+    for table in data_tables("bronze", "silver", "gold"):
+        exists = table_exists(spark, ref.table_path(table))
+        assert table_exists(spark, settings.table_path(table)) == exists, table
+        if not exists:  # a source this delivery has none of
+            continue
+        left, right = read(spark, settings, table), read(spark, ref, table)
+        assert_same_rows(left, right, ("_run_id", "_ingested_at"))
+    finished = read(spark, ref, "gold.account_daily").drop("_run_id").collect()
+    by_partition = {}
+    for row in finished:
+        by_partition.setdefault((row.tenant_id, row.activity_date), []).append(row)
+    for snapshot in reader.snapshots:
+        seen = {}
+        for row in snapshot:
+            seen.setdefault((row.tenant_id, row.activity_date), []).append(row)
+        for part, rows in seen.items():
+            expected = sorted(map(repr, by_partition.get(part, [])))
+            assert sorted(map(repr, rows)) == expected, f"half-published {part}"
+    ledger = read(spark, settings, "ops.pipeline_runs")
+    last = ledger.groupBy("run_id").agg(F.max_by("status", "recorded_at").alias("status"))
+    statuses = [r.status for r in last.collect()]
+    # a driver killed before its first ledger row left none; every other one is interrupted
+    assert "started" not in statuses and statuses.count("succeeded") == 1
+    assert 1 <= statuses.count("interrupted") <= KILL_POINTS
