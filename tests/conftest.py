@@ -8,7 +8,8 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -139,7 +140,6 @@ TINY_DAYS = [dt.date(2026, 3, 5) + dt.timedelta(days=i) for i in range(3)]
 def tiny(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory):
     """The `tiny` preset's first 3 deliveries run end to end once per session (read-only:
     tests that write copy the warehouse first). → (settings, RunResult, landing path)."""
-    from jobs import pipeline
     from jobs.generate import DEFAULT_START, generate_landing
     from jobs.pipeline import execute
 
@@ -150,22 +150,45 @@ def tiny(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory):
     settings = load_settings(landing=str(landing), warehouse=str(root / "wh"))
     # the run's own log, at DEBUG, kept for the secrets scan (tests/test_e2e_tiny.py)
     handler = logging.FileHandler(root / "run.log", encoding="utf-8")
+    try:
+        with runs_also_log_to(handler):
+            result = execute(settings, "run", TINY_DAYS, None, spark=spark)
+    finally:
+        handler.close()
+    assert result.status == "succeeded", result.error
+    return settings, result, landing
+
+
+@contextmanager
+def runs_also_log_to(handler: logging.Handler) -> Iterator[None]:
+    """Runs started inside the block also send their log, at DEBUG, to `handler`."""
+    from jobs import pipeline
+
     real = pipeline.configure_logging
 
-    def also_to_file(run_id: str, level: int | str | None = None) -> logging.Logger:
+    def also(run_id: str, level: int | str | None = None) -> logging.Logger:
         logger = real(run_id, "DEBUG")
         logger.addHandler(handler)
         return logger
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "configure_logging", also_to_file)
+        patch.setattr(pipeline, "configure_logging", also)
         try:
-            result = execute(settings, "run", TINY_DAYS, None, spark=spark)
+            yield
         finally:
             logging.getLogger("lakehouse").removeHandler(handler)
-            handler.close()
-    assert result.status == "succeeded", result.error
-    return settings, result, landing
+
+
+def write_driver_conf(target: Path, master: str = "local[1]") -> Path:
+    """A conf dir for a driver started in a subprocess (`python -m jobs.cli`): the suite's
+    small-data settings in the local profile, and little memory beside the suite's JVM."""
+    conf = write_conf(target, TEST_TENANTS)
+    doc = yaml.safe_load((conf / "lakehouse.yaml").read_text())
+    local = doc["profiles"]["local"]
+    local.update(master=master, driver_memory="1g", shuffle_partitions=2)
+    local["spark_conf"] = {**local.get("spark_conf", {}), **SMALL_DATA_CONF}
+    (conf / "lakehouse.yaml").write_text(yaml.safe_dump(doc))
+    return conf
 
 
 def write_conf(target: Path, tenants: Sequence[tuple[str, str]] | None = None) -> Path:

@@ -10,14 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from pyspark.sql import functions as F
 
 from jobs import delta_io
 from jobs.config import load_settings
 from jobs.pipeline import execute
 
-from .conftest import SMALL_DATA_CONF, TEST_TENANTS, read, write_conf, write_delivery
+from .conftest import read, write_delivery, write_driver_conf
 
 D1 = "2026-03-05"
 
@@ -40,12 +39,7 @@ def test_two_tenant_scoped_runs_at_once_both_publish_everything(spark, tmp_path)
     counts = {"acme": 7, "globex": 5}
     for tenant, n in counts.items():
         write_delivery(landing, tenant, D1, _events(tenant, n))
-    conf = write_conf(tmp_path / "conf", TEST_TENANTS)
-    doc = yaml.safe_load((conf / "lakehouse.yaml").read_text())
-    local = doc["profiles"]["local"]
-    local.update(master="local[1]", driver_memory="1g", shuffle_partitions=2)
-    local["spark_conf"] = {**local.get("spark_conf", {}), **SMALL_DATA_CONF}
-    (conf / "lakehouse.yaml").write_text(yaml.safe_dump(doc))
+    conf = write_driver_conf(tmp_path / "conf")
     settings = load_settings(conf_dir=conf, landing=str(landing), warehouse=str(warehouse))
     log = tmp_path / "acme.log"
     with log.open("w") as out:

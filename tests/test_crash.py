@@ -15,24 +15,20 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-import yaml
 from pyspark.sql import functions as F
 
-from jobs import pipeline
 from jobs.config import load_settings
 from jobs.delta_io import append, table_exists
 from jobs.ledger import RUN_SCHEMA, utc_now
 from jobs.pipeline import execute
 
 from .conftest import (
-    SMALL_DATA_CONF,
-    TEST_TENANTS,
     assert_same_rows,
     data_tables,
     read,
-    write_conf,
+    runs_also_log_to,
     write_delivery,
+    write_driver_conf,
 )
 
 D1 = "2026-03-05"
@@ -134,19 +130,8 @@ def _reference_run(spark, settings) -> int:
         def emit(self, record: logging.LogRecord) -> None:
             records.append(record)
 
-    handler, real = Collect(), pipeline.configure_logging
-
-    def also_collected(run_id: str, level: int | str | None = None) -> logging.Logger:
-        logger = real(run_id, "DEBUG")
-        logger.addHandler(handler)
-        return logger
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "configure_logging", also_collected)
-        try:
-            result = execute(settings, "run", [dt.date.fromisoformat(D1)], None, spark=spark)
-        finally:
-            logging.getLogger("lakehouse").removeHandler(handler)
+    with runs_also_log_to(Collect()):
+        result = execute(settings, "run", [dt.date.fromisoformat(D1)], None, spark=spark)
     assert result.status == "succeeded", result.error
     return len(records)
 
@@ -192,12 +177,7 @@ class _Reader(threading.Thread):
 def test_sigkill_at_many_points_then_a_rerun_gives_the_uninterrupted_tables(spark, tmp_path):
     landing = tmp_path / "landing"
     _landing(landing)
-    conf = write_conf(tmp_path / "conf", TEST_TENANTS)
-    doc = yaml.safe_load((conf / "lakehouse.yaml").read_text())
-    local = doc["profiles"]["local"]
-    local.update(master="local[2]", driver_memory="1g", shuffle_partitions=2)
-    local["spark_conf"] = {**local.get("spark_conf", {}), **SMALL_DATA_CONF}
-    (conf / "lakehouse.yaml").write_text(yaml.safe_dump(doc))
+    conf = write_driver_conf(tmp_path / "conf", master="local[2]")
     reference, victim = tmp_path / "wh_reference", tmp_path / "wh"
     ref = load_settings(conf_dir=conf, landing=str(landing), warehouse=str(reference))
     settings = load_settings(conf_dir=conf, landing=str(landing), warehouse=str(victim))
