@@ -52,6 +52,14 @@ from jobs.delta_io import (
     tenants_predicate,
     with_commit_retry,
 )
+from jobs.ledger import (
+    RESTATEMENT_REASONS,
+    mark_interrupted,
+    open_runs,
+    record_restatements,
+    record_run,
+    utc_now,
+)
 from jobs.transforms.privacy import normalize_email, pseudonym, pseudonym_py
 
 ID_TYPES = ("user_id", "anonymous_id", "email")
@@ -157,10 +165,11 @@ def line_time(source: str) -> Column:
     return F.greatest(*times) if len(times) > 1 else times[0]
 
 
-def erased_lines(lines: DataFrame, erased: DataFrame, key: bytes, source: str,
-                 *, any_time: bool = False) -> DataFrame:  # fmt: skip
-    """(tenant_id, raw_line) of the `lines` that carry an erased token and are not newer
-    than its request (`any_time`: whatever their time, for the erasure itself)."""
+def erased_lines(lines: DataFrame, erased: DataFrame, key: bytes,
+                 source: str | None = None) -> DataFrame:  # fmt: skip
+    """(tenant_id, raw_line) of the `lines` that carry an erased token: with a `source`,
+    only lines of it not newer than their request (suppression); without, whatever their
+    time (the erasure itself)."""
     hits = (
         lines.select("tenant_id", "raw_line", F.explode(line_tokens(key)).alias("token"))
         .join(
@@ -168,7 +177,7 @@ def erased_lines(lines: DataFrame, erased: DataFrame, key: bytes, source: str,
         )
         .select("tenant_id", "raw_line", "requested_at")
     )
-    if not any_time:
+    if source is not None:
         old = F.col("line_ts").isNull() | (F.col("line_ts") <= F.col("requested_at"))
         hits = hits.withColumn("line_ts", line_time(source)).where(old)
     return hits.select("tenant_id", "raw_line").distinct()
@@ -177,6 +186,12 @@ def erased_lines(lines: DataFrame, erased: DataFrame, key: bytes, source: str,
 def redact_requester(raw_line: Column) -> Column:
     """A ticket line without its requester (the ticket itself stays: it is account data)."""
     return F.regexp_replace(raw_line, _REQUESTER, '"requester_user_id":null')
+
+
+def _redact_where(rows: DataFrame, flag: Column) -> DataFrame:
+    """Bronze ticket rows with the requester redacted where `flag`, their hash recomputed."""
+    raw = F.when(flag, redact_requester(F.col("raw_line"))).otherwise(F.col("raw_line"))
+    return rows.withColumn("raw_line", raw).withColumn("_raw_hash", F.sha2(raw, 256))
 
 
 def erased_tokens(
@@ -199,12 +214,7 @@ def suppress(bronze_rows: DataFrame, erased: DataFrame, key: bytes, source: str)
         "_erased", F.coalesce("_erased", F.lit(False))
     )
     if source == "tickets":
-        redacted = F.when(F.col("_erased"), redact_requester(F.col("raw_line"))).otherwise(
-            F.col("raw_line")
-        )
-        marked = marked.withColumn("raw_line", redacted).withColumn(
-            "_raw_hash", F.sha2(F.col("raw_line"), 256)
-        )
+        marked = _redact_where(marked, F.col("_erased"))
     return marked.select(*bronze_rows.columns, "_erased")
 
 
@@ -325,11 +335,9 @@ class _Needles:
             "old_person_id": list(self.persons),
             "new_person_id": list(self.persons),
         }
-        if "id_type" in df.columns:  # silver.identity_map: the value means what its type says
-            values.pop("id_value", None)
         return {c: v for c, v in values.items() if c in df.columns}
 
-    def hit(self, df: DataFrame, source: str) -> DataFrame:
+    def hit(self, df: DataFrame) -> DataFrame:
         """`df` with a boolean `_hit`: the row holds one of the person's identifiers."""
         checks: list[Column] = []
         for name, values in self._column_values(df).items():
@@ -340,10 +348,10 @@ class _Needles:
                 checks.append(F.arrays_overlap(name, F.array(*map(F.lit, values))))
             elif isinstance(kind, T.StringType):
                 checks.append(F.col(name).isin(values))
-        if "id_type" in df.columns and "id_value" in df.columns:
+        if "id_type" in df.columns and "id_value" in df.columns:  # the value is of its type
             checks.append(F.concat_ws(":", "id_type", "id_value").isin(list(self.nodes)))
         if "raw_line" in df.columns:
-            lines = erased_lines(df, self.tokens, self.key, source, any_time=True)
+            lines = erased_lines(df, self.tokens, self.key)
             df = df.join(
                 lines.withColumn("_raw_hit", F.lit(True)), ["tenant_id", "raw_line"], "left"
             )
@@ -364,10 +372,6 @@ def _tenant_rows(spark: SparkSession, path: str, tenant: str) -> DataFrame | Non
     return table.where(tenants_predicate([tenant]))
 
 
-def _source_of(spec: tables.TableSpec) -> str:
-    return "tickets" if "ticket" in spec.name else "events"
-
-
 def scan(spark: SparkSession, settings, needles: _Needles) -> dict[str, int]:
     """Rows per table of the tenant that still hold one of the person's identifiers."""
     found = {}
@@ -375,7 +379,7 @@ def scan(spark: SparkSession, settings, needles: _Needles) -> dict[str, int]:
         rows = _tenant_rows(spark, settings.table_path(spec.name), needles.tenant)
         if rows is None or not tables.IDENTIFIER_COLUMNS.intersection(rows.columns):
             continue
-        n = needles.hit(rows, _source_of(spec)).where("_hit").count()
+        n = needles.hit(rows).where("_hit").count()
         if n:
             found[spec.name] = n
     return found
@@ -387,13 +391,11 @@ def _sweep(
     """Rewrite the partitions that still hold the person, without them (ticket tables keep
     the ticket and lose its requester); → the dated partitions rewritten, for gold."""
     restate: dict[str, dict[dt.date, set[str]]] = {needles.tenant: {}}
-    every_reason = {"events", "identity", "attribution", "hierarchy", "subscriptions",
-                    "accounts", "tickets"}  # fmt: skip
     specs = {s.name: s for s in _scanned_tables()}
     for name in residue:
         spec = specs[name]
         path = ctx.path(name)
-        rows = needles.hit(_tenant_rows(ctx.spark, path, needles.tenant), _source_of(spec))
+        rows = needles.hit(_tenant_rows(ctx.spark, path, needles.tenant))
         rows = rows.localCheckpoint()  # the snapshot read, before the rewrite replaces it
         dated = [c for c in spec.partition_by if c != "tenant_id"]
         if dated:
@@ -403,7 +405,7 @@ def _sweep(
             rows = rows.where(predicate)
             if name.startswith("silver.") and column in ("event_date", "as_of_date"):
                 for d in dates:
-                    restate[needles.tenant][d] = set(every_reason)
+                    restate[needles.tenant][d] = set(RESTATEMENT_REASONS)
         else:
             predicate = tenants_predicate([needles.tenant])
         if "requester_user_id" in rows.columns:
@@ -414,12 +416,7 @@ def _sweep(
                 ),
             )
         elif name == "bronze.tickets":
-            kept = rows.withColumn(
-                "raw_line",
-                F.when(F.col("_hit"), redact_requester(F.col("raw_line"))).otherwise(
-                    F.col("raw_line")
-                ),
-            ).withColumn("_raw_hash", F.sha2(F.col("raw_line"), 256))
+            kept = _redact_where(rows, F.col("_hit"))
         else:
             kept = rows.where(~F.col("_hit"))
         replace_partitions(kept.drop("_hit"), path, predicate, spec.partition_by)
@@ -434,7 +431,7 @@ def _erase_bronze(ctx, source: str, tenant: str, tokens: DataFrame) -> tuple[lis
     rows = _tenant_rows(ctx.spark, path, tenant)
     if rows is None:
         return [], 0
-    lines = erased_lines(rows, tokens, ctx.pii_key, source, any_time=True)
+    lines = erased_lines(rows, tokens, ctx.pii_key)
     hits = rows.join(lines, ["tenant_id", "raw_line"], "left_semi")
     hits = hits.select("tenant_id", "delivery_date", "raw_line").localCheckpoint()
     by_date = hits.groupBy("delivery_date").count().collect()  # one row per delivery date
@@ -468,16 +465,9 @@ def _erase_bronze(ctx, source: str, tenant: str, tokens: DataFrame) -> tuple[lis
 def active_runs(spark: SparkSession, settings, within_hours: float = 12.0) -> list[str]:
     """Runs of the ledger that started in the last `within_hours` and have not ended: a
     VACUUM with a short retention could delete files they have written but not committed."""
-    runs = read_table(spark, settings.table_path(tables.OPS_PIPELINE_RUNS.name))
-    if runs is None:
-        return []
-    since = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=within_hours)
-    states = runs.groupBy("run_id").agg(
-        F.max("started_at").alias("started_at"),
-        F.max(F.when(F.col("status") != "started", 1)).alias("ended"),
-    )
-    open_runs = states.where(F.col("ended").isNull() & (F.col("started_at") >= F.lit(since)))
-    return sorted(r.run_id for r in open_runs.select("run_id").collect())
+    since = utc_now() - dt.timedelta(hours=within_hours)
+    runs = open_runs(spark, settings.table_path(tables.OPS_PIPELINE_RUNS.name))
+    return sorted(r["run_id"] for r in runs if r["started_at"] >= since)
 
 
 def vacuum_all(spark: SparkSession, settings, retain_hours: float) -> int:
@@ -498,8 +488,6 @@ def vacuum_all(spark: SparkSession, settings, retain_hours: float) -> int:
 
 def _log(ctx, result: ErasureResult, requested_by: str, requested_at: dt.datetime,
          retain_hours: float | None) -> None:  # fmt: skip
-    from jobs.ledger import utc_now
-
     row = (
         result.request_id, result.tenant_id, result.status, requested_by, requested_at,
         utc_now(), result.identifiers, result.persons, result.rows_removed or None,
@@ -513,7 +501,6 @@ def forget(settings, tenant: str, id_type: str, value: str, retain_hours: float,
            spark: SparkSession | None = None, force: bool = False) -> ErasureResult:  # fmt: skip
     """Erase the person holding `id_type`=`value` in `tenant` (see the module docstring)."""
     from jobs.context import RunContext, configure_logging, new_run_id
-    from jobs.ledger import mark_interrupted, record_run, utc_now
     from jobs.pii import load_pii_key
     from jobs.spark import build_session
 
@@ -556,7 +543,6 @@ def _erase(ctx, result: ErasureResult, id_type: str, value: str, requested_at: d
     """Steps 1–6 of the module docstring; each is a stage of the request (`ctx.timings`)."""
     from jobs import pipeline
     from jobs.context import configure_logging
-    from jobs.ledger import record_restatements
 
     spark, key, tenant, log = ctx.spark, ctx.pii_key, result.tenant_id, ctx.log
     with ctx.stage("forget.person"):

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -203,23 +204,28 @@ def _is_alive(host: str | None, pid: int | None, started_at: dt.datetime, run_id
     return born.replace(tzinfo=None) <= started_at + dt.timedelta(minutes=1)
 
 
+def open_runs(spark: SparkSession, ledger_path: str) -> list[dict[str, Any]]:
+    """The last ledger row of every run that has started and has no outcome yet (running,
+    or its driver died): runs, not events, reach the driver."""
+    ledger = read_table(spark, ledger_path)
+    if ledger is None:
+        return []
+    last = ledger.groupBy("run_id").agg(
+        F.max_by(F.struct(*ledger.columns), "recorded_at").alias("r")
+    )
+    return [r.asDict() for r in last.where("r.status = 'started'").select("r.*").collect()]
+
+
 def mark_interrupted(ctx: RunContext) -> list[str]:
     """Give runs whose driver died without an outcome (killed, out of memory, machine lost)
     the status `interrupted`; → their ids. A run of this host is interrupted when its
     process is gone; a run of another host, when it has had no outcome for
     STALE_RUN_HOURS. Its partial writes need no repair: every table is published per
     (tenant, date) in single commits, and the next run recomputes what it would have."""
-    ledger = read_table(ctx.spark, ctx.path(OPS_PIPELINE_RUNS.name))
-    if ledger is None:
-        return []
-    last = ledger.groupBy("run_id").agg(
-        F.max_by(F.struct(*ledger.columns), "recorded_at").alias("r")
-    )
-    open_runs = [r.asDict() for r in last.where("r.status = 'started'").select("r.*").collect()]
     now = utc_now()
     dead = [
         r
-        for r in open_runs
+        for r in open_runs(ctx.spark, ctx.path(OPS_PIPELINE_RUNS.name))
         if r["run_id"] != ctx.run_id
         and not _is_alive(r.get("host"), r.get("pid"), r["started_at"], r["run_id"], now)
     ]
@@ -317,6 +323,11 @@ RESTATEMENT_SCHEMA = T.StructType(
         T.StructField("recorded_at", T.TimestampType(), False),
     ]
 )
+
+
+# every reason a partition is restated for (`record_restatements`); a rebuild uses them all
+RESTATEMENT_REASONS = frozenset({"events", "identity", "attribution", "hierarchy",
+                                 "subscriptions", "accounts", "tickets"})  # fmt: skip
 
 
 def record_restatements(

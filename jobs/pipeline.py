@@ -21,6 +21,7 @@ from jobs.config import Settings
 from jobs.context import RunContext, configure_logging, new_run_id
 from jobs.delta_io import date_range, read_table, tenants_predicate
 from jobs.ledger import (
+    RESTATEMENT_REASONS,
     DeliveryStats,
     RunSummary,
     mark_interrupted,
@@ -179,8 +180,7 @@ def restate_range(ctx: RunContext, first: dt.date, last: dt.date, tenants: Seque
     """Mark every gold partition of `tenants` from `first` to `last`, and every event date the
     deliveries of that range carried, as changed for every reason: the next gold build
     recomputes them (after a logic change or a new metric version)."""
-    every_reason = {"events", "identity", "attribution", "hierarchy", "subscriptions",
-                    "accounts", "tickets"}  # fmt: skip
+    every_reason = set(RESTATEMENT_REASONS)
     restate: dict[str, dict[dt.date, set[str]]] = {
         t: {d: every_reason for d in date_range(first, last)} for t in tenants
     }
