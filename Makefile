@@ -61,8 +61,8 @@ test: setup  ## Run the whole test suite (CI runs this)
 test-fast: setup  ## Tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"
 
-crash-test: setup  ## SIGKILL a run's driver at 20 points, re-run, compare (issue 8; the suite runs 2)
-	LAKEHOUSE_CRASH_POINTS=20 $(BIN)/python -m pytest tests/test_crash.py -s -k sigkill
+crash-test: setup  ## SIGKILL a run's driver at 20 points and stop one at 6 silver commits, re-run, compare (issue 8; the suite runs 2 + 2)
+	LAKEHOUSE_CRASH_POINTS=20 $(BIN)/python -m pytest tests/test_crash.py -s -k "sigkill or repaired"
 
 BENCH_PRESET ?= medium
 BENCH_COST_PRESET ?= small

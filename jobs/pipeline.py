@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs import bronze, gold, marts, silver_accounts, silver_events, silver_people
+from jobs import bronze, gold, marts, silver_accounts, silver_events, silver_people, silver_progress
 from jobs.config import Settings
 from jobs.context import RunContext, configure_logging, new_run_id
 from jobs.delta_io import date_range, read_table, tenants_predicate
@@ -113,20 +113,21 @@ def build_silver(
     if through == "bronze":
         return [], {}
     event_tenants = landed.tenants["events"]
-    silver = silver_events.build(ctx, delivery_date, event_tenants)
     registered = set(ctx.settings.tenants.ids())
+    landed_tenants = sorted({t for ts in landed.tenants.values() for t in ts} & registered)
+    base = silver_progress.start(ctx, delivery_date, landed_tenants)
+    silver = silver_events.build(ctx, delivery_date, event_tenants)
     try:
         people = silver_people.build(
             ctx, delivery_date, [t for t in event_tenants if t in registered],
-            silver.ranked, silver.touched,
+            silver.ranked, silver.touched, base,
         )  # fmt: skip
     finally:
         if silver.ranked is not None:
             silver.ranked.unpersist()
-    landed_tenants = sorted({t for ts in landed.tenants.values() for t in ts} & registered)
     horizons = _horizons(ctx, landed_tenants)
     accounts = silver_accounts.build(
-        ctx, delivery_date, landed_tenants, people.group_changes, horizons
+        ctx, delivery_date, landed_tenants, people.group_changes, horizons, base
     )
     restated: dict[str, dict[dt.date, set[str]]] = defaultdict(lambda: defaultdict(set))
     for part in (people.restated, accounts.restated):
@@ -136,6 +137,7 @@ def build_silver(
             for day, reasons in days.items():
                 restated[tenant][day] |= set(reasons)
     record_restatements(ctx, delivery_date, restated)
+    silver_progress.finish(ctx, base)
     ctx.restated_partitions += sum(len(days) for days in restated.values())
     stats = [
         DeliveryStats(

@@ -64,6 +64,7 @@ from jobs.delta_io import (
     table_exists,
     tenants_predicate,
 )
+from jobs.silver_progress import SilverBase
 from jobs.tables import (
     BRONZE,
     SILVER_ACCOUNT_HIERARCHY,
@@ -210,8 +211,12 @@ def build(
     tenants: Sequence[str],
     group_changes: Mapping[str, dt.date],
     horizon: Mapping[str, dt.date],
+    base: SilverBase,
 ) -> AccountsResult:
-    """Publish the silver account tables for one delivery date of `tenants` (see module doc)."""
+    """Publish the silver account tables for one delivery date of `tenants` (see module doc).
+
+    Old tables are read as of `base` (`jobs.silver_progress`): what a pass interrupted after
+    publishing some of them changed still counts as a change."""
     spark = ctx.spark
     registered = set(ctx.settings.tenants.ids())
     tenants = sorted({require_tenant_id(t, "silver_accounts") for t in tenants} & registered)
@@ -228,7 +233,7 @@ def build(
 
     parsed: dict[str, DataFrame] = {}
     valid: dict[str, DataFrame] = {}
-    old: dict[str, DataFrame | None] = {}  # pinned: the tables as they were before this run
+    old: dict[str, DataFrame | None] = {}  # pinned: the tables as of the base
     cached: list[DataFrame] = []
     try:
         # 1. The delivery's rows: typed, or rejected with a reason; one job counts them all.
@@ -241,8 +246,7 @@ def build(
                 parsed[source] = p.persist(StorageLevel.MEMORY_AND_DISK)
                 cached.append(parsed[source])
                 valid[source] = parsed[source].transform(valid_records(source, ctx.run_id))
-                table = read_table(spark, ctx.path(spec.name))
-                old[source] = None if table is None else table.where(in_tenants)
+                old[source] = base.read(ctx, spec, tenants)
                 counts.append(
                     parsed[source]
                     .groupBy("tenant_id", "reject_reason")
@@ -322,9 +326,10 @@ def build(
                     ctx,
                     snapshots.where(tenants_predicate(moved)),
                     group_calls.where(tenants_predicate(moved)),
-                    tenants_predicate(moved),
+                    moved,
                     ends,
                     restated,
+                    base,
                 )
         with ctx.stage(SILVER_ACCOUNT_HIERARCHY.name):
             _publish_hierarchy(
@@ -336,6 +341,7 @@ def build(
                 group_changes,
                 ends,
                 restated,
+                base,
             )
         # The delivery's typed partitions go last: every table above is derived from them
         # (computed from the old rows plus this delivery's, not re-read), so if a run stops
@@ -364,13 +370,15 @@ def _publish_accounts(
     ctx: RunContext,
     snapshots: DataFrame,
     group_calls: DataFrame,
-    in_tenants: str,
+    tenants: Sequence[str],
     ends: Mapping[str, dt.date],
     restated: dict[str, dict[dt.date, set[str]]],
+    base: SilverBase,
 ) -> None:
-    """Recompute the tenants' SCD2 history; publish it only when it changed."""
-    path = ctx.path(SILVER_ACCOUNTS.name)
-    old = read_table(ctx.spark, path)
+    """Recompute the tenants' SCD2 history; publish it only when it changed (always for a
+    tenant an interrupted pass left half-written: the table may hold neither version)."""
+    in_tenants = tenants_predicate(tenants)
+    old = base.read(ctx, SILVER_ACCOUNTS, tenants)
     history = account_history(snapshots, group_calls, ctx.run_id).persist(
         StorageLevel.MEMORY_AND_DISK
     )
@@ -380,9 +388,9 @@ def _publish_accounts(
         # the account's first version.
         columns = [c for c in history.columns if c not in ("_run_id", "valid_to", "is_current")]
         keys = ["tenant_id", "account_id", "valid_from"]
-        diff = _changed_keys(None if old is None else old.where(in_tenants), history, keys, columns)
+        diff = _changed_keys(old, history, keys, columns)
         first = diff.groupBy("tenant_id").agg(F.min("valid_from").alias("first")).collect()
-        if first or old is None:
+        if first or old is None or base.dirty(tenants):
             ctx.gates.publish(SILVER_ACCOUNTS, history, in_tenants)
     finally:
         history.unpersist()
@@ -400,13 +408,11 @@ def _publish_hierarchy(
     group_changes: Mapping[str, dt.date],
     ends: Mapping[str, dt.date],
     restated: dict[str, dict[dt.date, set[str]]],
+    base: SilverBase,
 ) -> None:
     """Rewrite the hierarchy from each tenant's earliest change; restate the dates that moved."""
     spark = ctx.spark
-    path = ctx.path(SILVER_ACCOUNT_HIERARCHY.name)
-    old = read_table(spark, path)
-    if old is not None:
-        old = old.where(tenants_predicate(tenants))
+    old = base.read(ctx, SILVER_ACCOUNT_HIERARCHY, tenants)
     last_done: dict[str, dt.date] = {}
     if old is not None:
         last_done = {
@@ -455,7 +461,7 @@ def _publish_hierarchy(
             ["tenant_id", "as_of_date"],
             _HIERARCHY_CONTENT,
         ).collect()
-        if moved or old is None:
+        if moved or old is None or base.dirty(ranges):
             ctx.gates.publish(SILVER_ACCOUNT_HIERARCHY, hierarchy, predicate)
         for row in moved:
             restated[row.tenant_id][row.as_of_date].add("hierarchy")

@@ -6,6 +6,9 @@ Incremental and a pure function of the evidence, in this order:
    partitions replace those partitions of `silver.identity_edges` / `silver.group_calls`.
    The nodes on edges that appeared in or disappeared from the tenant's whole graph (not
    merely from a date partition: a returning user is not news) are the *touched nodes*.
+   "Old" is the tenant's tables as its last whole silver pass left them
+   (`jobs.silver_progress`): after an interrupted pass, the evidence it published still
+   counts as new, and the identity map it may have half-moved is re-derived.
 2. **Stitching.** Only the components the touched nodes can reach are recomputed: the old
    persons of the touched nodes and of their raw neighbours (a node's K-guard status
    changes only when its own edges change, so this set is closed; see docs/decisions.md).
@@ -39,9 +42,11 @@ from jobs.delta_io import (
     current_version,
     partition_predicate,
     read_table,
+    replace_partitions,
     tenants_predicate,
     with_commit_retry,
 )
+from jobs.silver_progress import SilverBase
 from jobs.tables import (
     SILVER_ACCOUNT_MEMBERSHIPS,
     SILVER_EVENTS,
@@ -106,22 +111,39 @@ def _shift(dates: Dates, days: Iterable[int]) -> Dates:
 
 
 def _replace_evidence(
-    ctx: RunContext, spec: TableSpec, new: DataFrame, predicate: str
+    ctx: RunContext,
+    spec: TableSpec,
+    new: DataFrame,
+    predicate: str,
+    base: SilverBase,
+    tenants: list[str],
 ) -> DataFrame:
     """Replace the touched partitions of an evidence table; return the symmetric difference
-    (rows added or removed, with `change` = 'added' | 'removed') between old and new."""
-    old = read_table(ctx.spark, ctx.path(spec.name))  # pinned to the version before this write
+    (rows added or removed, with `change` = 'added' | 'removed') between old and new.
+
+    Old is the base (`jobs.silver_progress`). For a tenant an interrupted pass left
+    half-written the whole tenant is compared: that pass may have published other dates."""
+    old = base.read(ctx, spec, tenants)
     new = new.persist(StorageLevel.MEMORY_AND_DISK)
     content = [c for c in new.columns if not c.startswith("_")]  # lineage is not evidence
-    if old is None:
-        diff = new.select(content).withColumn("change", F.lit("added"))
+    after = new.select(content)
+    dirty = base.dirty(tenants)
+    if dirty:
+        scope = f"({predicate}) OR {tenants_predicate(dirty)}"
+        now = read_table(ctx.spark, ctx.path(spec.name))  # pinned before this write
+        if now is not None:
+            untouched = f"{tenants_predicate(dirty)} AND NOT ({predicate})"
+            after = after.unionByName(now.where(untouched).select(content))
     else:
-        old = old.where(predicate).select(content)
+        scope = predicate
+    if old is None:
+        diff = after.withColumn("change", F.lit("added"))
+    else:
+        old = old.where(scope).select(content)
         diff = (
-            new.select(content)
-            .exceptAll(old)
+            after.exceptAll(old)
             .withColumn("change", F.lit("added"))
-            .unionByName(old.exceptAll(new.select(content)).withColumn("change", F.lit("removed")))
+            .unionByName(old.exceptAll(after).withColumn("change", F.lit("removed")))
         )
     diff = diff.localCheckpoint()  # materialise before the old rows are overwritten
     ctx.gates.publish(spec, new, predicate)
@@ -130,7 +152,7 @@ def _replace_evidence(
 
 
 def _graph_changes(
-    ctx: RunContext, edge_diff: DataFrame, old_version: int | None, tenant_filter: str
+    ctx: RunContext, edge_diff: DataFrame, base: SilverBase, tenants: list[str]
 ) -> DataFrame:
     """Edges and nodes whose presence in the tenant's whole graph changed.
 
@@ -138,14 +160,12 @@ def _graph_changes(
     Only rows present in the union of all dates before and absent after (or the reverse)
     change the graph; the rest cost nothing downstream.
     """
-    path = ctx.path(SILVER_IDENTITY_EDGES.name)
     key = ["tenant_id", "src", "dkey"]
     candidates = edge_diff.select(
         "tenant_id", "src", F.coalesce("dst", F.lit("")).alias("dkey")
     ).distinct()
 
-    def present(version: int | None, flag: str) -> DataFrame:
-        store = read_table(ctx.spark, path, version).where(tenant_filter)
+    def present(store: DataFrame, flag: str) -> DataFrame:
         return (
             store.select("tenant_id", "src", F.coalesce("dst", F.lit("")).alias("dkey"))
             .join(candidates, key, "left_semi")
@@ -153,9 +173,11 @@ def _graph_changes(
             .withColumn(flag, F.lit(True))
         )
 
-    joined = candidates.join(present(None, "now"), key, "left")
-    if old_version is not None:
-        joined = joined.join(present(old_version, "before"), key, "left")
+    now = read_table(ctx.spark, ctx.path(SILVER_IDENTITY_EDGES.name))
+    joined = candidates.join(present(now.where(tenants_predicate(tenants)), "now"), key, "left")
+    before = base.read(ctx, SILVER_IDENTITY_EDGES, tenants)
+    if before is not None:
+        joined = joined.join(present(before, "before"), key, "left")
     else:
         joined = joined.withColumn("before", F.lit(None).cast("boolean"))
     return (
@@ -171,19 +193,21 @@ def build(
     tenants: list[str],
     ranked: DataFrame,
     touched: Mapping[str, Iterable[dt.date]],
+    base: SilverBase,
 ) -> PeopleResult:
-    """Stitch, attribute and publish the survivors of the touched partitions."""
+    """Stitch, attribute and publish the survivors of the touched partitions; `base`: what
+    they are compared with (`jobs.silver_progress`)."""
     spark = ctx.spark
     touched_dates: Dates = {t: set(d) for t, d in touched.items() if d}
     if not touched_dates:
         return PeopleResult({}, {}, 0, 0, 0, 0)
     predicate = partition_predicate(touched_dates, "event_date")
     tenant_filter = tenants_predicate(touched_dates)
+    people = sorted(touched_dates)
     survivors = ranked.where("is_survivor").drop("is_survivor")
 
     # 1. evidence -------------------------------------------------------------------------
     with ctx.stage("silver.identity_edges"):
-        edges_before = current_version(spark, ctx.path(SILVER_IDENTITY_EDGES.name))
         edge_diff = _replace_evidence(
             ctx,
             SILVER_IDENTITY_EDGES,
@@ -191,6 +215,8 @@ def build(
                 "tenant_id", "src", "dst", "event_date"
             ),
             predicate,
+            base,
+            people,
         )
     with ctx.stage("silver.group_calls"):
         call_diff = _replace_evidence(
@@ -198,16 +224,18 @@ def build(
             SILVER_GROUP_CALLS,
             survivors.where(F.col("type") == "group").select(*GROUP_CALL_COLUMNS),
             predicate,
+            base,
+            people,
         )
 
     # 2. stitching ------------------------------------------------------------------------
     with ctx.stage("silver.identity"):
-        edge_diff = _graph_changes(ctx, edge_diff, edges_before, tenant_filter)
-        if edge_diff.isEmpty():  # the same graph as before: the same persons
+        edge_diff = _graph_changes(ctx, edge_diff, base, people)
+        if edge_diff.isEmpty() and not base.dirty(people):  # the same graph: the same persons
             none = spark.createDataFrame([], "tenant_id string, person_id string")
             stitched = _Stitched(none, 0, 0, 0, 0)
         else:
-            stitched = _stitch(ctx, edge_diff, tenant_filter, delivery_date)
+            stitched = _stitch(ctx, edge_diff, people, delivery_date, base)
 
     # 3. restatement ----------------------------------------------------------------------
     with ctx.stage("silver.restatement"):
@@ -333,32 +361,45 @@ class _Stitched:
 
 
 def _stitch(
-    ctx: RunContext, edge_diff: DataFrame, tenant_filter: str, delivery_date: dt.date
+    ctx: RunContext,
+    edge_diff: DataFrame,
+    tenants: list[str],
+    delivery_date: dt.date,
+    base: SilverBase,
 ) -> _Stitched:
+    """Re-stitch the components `edge_diff` reaches; publish the map; → who to restate.
+
+    "Old" persons are the base map's. For a tenant an interrupted pass left half-written,
+    the identifiers whose person differs between the base map and the map as it is now
+    are re-stitched as well, and the map is corrected from what it is now."""
     spark = ctx.spark
+    tenant_filter = tenants_predicate(tenants)
     k = ctx.settings.pipeline.identity.max_user_ids_per_identifier
     map_path = ctx.path(SILVER_IDENTITY_MAP.name)
     map_version = current_version(spark, map_path)
-    old_map = (
-        _map_nodes(read_table(spark, map_path, map_version)).where(tenant_filter)
-        if map_version is not None
-        else spark.createDataFrame([], "tenant_id string, node string, person_id string")
-    )
+    empty_map = spark.createDataFrame([], "tenant_id string, node string, person_id string")
+    based = base.read(ctx, SILVER_IDENTITY_MAP, tenants)
+    old_map = empty_map if based is None else _map_nodes(based)
+    dirty = base.dirty(tenants)
+    now_map = old_map
+    if dirty and map_version is not None:
+        now_map = _map_nodes(read_table(spark, map_path, map_version)).where(tenant_filter)
     raw = (
         read_table(spark, ctx.path(SILVER_IDENTITY_EDGES.name))
         .where(tenant_filter)
         .select("tenant_id", "src", "dst")
         .distinct()
     )
-    touched = (
-        edge_diff.select("tenant_id", F.col("src").alias("node"))
-        .unionByName(
-            edge_diff.where(F.col("dst").isNotNull()).select(
-                "tenant_id", F.col("dst").alias("node")
-            )
-        )
-        .distinct()
+    touched = edge_diff.select("tenant_id", F.col("src").alias("node")).unionByName(
+        edge_diff.where(F.col("dst").isNotNull()).select("tenant_id", F.col("dst").alias("node"))
     )
+    if now_map is not old_map:  # identifiers an interrupted pass moved
+        touched = touched.unionByName(
+            _moved(
+                old_map.where(tenants_predicate(dirty)), now_map.where(tenants_predicate(dirty))
+            ).select("tenant_id", "node")
+        )
+    touched = touched.distinct()
     links = raw.where(F.col("dst").isNotNull())
     neighbours = (
         links.join(touched.withColumnRenamed("node", "src"), ["tenant_id", "src"])
@@ -404,21 +445,34 @@ def _stitch(
     new_persons = persons_of(labels).localCheckpoint()
     new_nodes = _map_nodes(new_persons)
 
-    old_affected = old_map.join(affected, ["tenant_id", "node"], "left_semi")
-    both = (
-        old_affected.withColumnRenamed("person_id", "old_person_id")
-        .join(
-            new_nodes.withColumnRenamed("person_id", "new_person_id"), ["tenant_id", "node"], "full"
+    def against(persons: DataFrame) -> DataFrame:
+        """Every affected identifier: its person in `persons` (old) and now (new)."""
+        return (
+            persons.join(affected, ["tenant_id", "node"], "left_semi")
+            .withColumnRenamed("person_id", "old_person_id")
+            .join(
+                new_nodes.withColumnRenamed("person_id", "new_person_id"),
+                ["tenant_id", "node"],
+                "full",
+            )
+            .localCheckpoint()
         )
-        .localCheckpoint()
-    )
+
+    both = against(old_map)
     changed = both.where(~F.col("old_person_id").eqNullSafe(F.col("new_person_id")))
-    stats = changed.agg(F.count(F.lit(1)).alias("n")).first()
+
+    if now_map is old_map:
+        _publish_map(ctx, map_path, map_version, changed, new_persons)
+    else:  # correct the map from what the interrupted pass left; restate from the base
+        published = against(now_map)
+        unpublished = published.where(~F.col("old_person_id").eqNullSafe(F.col("new_person_id")))
+        _publish_map(ctx, map_path, map_version, unpublished, new_persons)
+        changed = changed.unionByName(unpublished)  # persons the half-written map showed
+    superseded = {t: base.runs_since_base[t] for t in dirty}
+    _log_merges(ctx, both, delivery_date, superseded)
+    changed_count = changed.select("tenant_id", "node").distinct().count()
     affected_count = affected.count()
     largest = labels.groupBy("tenant_id", "component").count().agg(F.max("count")).first()[0] or 0
-
-    _publish_map(ctx, map_path, map_version, changed, new_persons)
-    _log_merges(ctx, both, delivery_date)
 
     # persons to restate on all their dates: those holding a changed identifier, and those
     # sharing an old person with one (they lost or gained identifiers, or group calls)
@@ -439,7 +493,16 @@ def _stitch(
         .localCheckpoint()
     )
     return _Stitched(
-        restated_persons, components.iterations, affected_count, int(stats.n), int(largest)
+        restated_persons, components.iterations, affected_count, changed_count, int(largest)
+    )
+
+
+def _moved(before: DataFrame, after: DataFrame) -> DataFrame:
+    """Identifiers whose person differs between two maps (present in either)."""
+    return (
+        before.withColumnRenamed("person_id", "p0")
+        .join(after.withColumnRenamed("person_id", "p1"), ["tenant_id", "node"], "full")
+        .where(~F.col("p0").eqNullSafe(F.col("p1")))
     )
 
 
@@ -491,12 +554,21 @@ def _merge_map(ctx: RunContext, map_path: str, source: DataFrame, tenants: list[
     )
 
 
-def _log_merges(ctx: RunContext, both: DataFrame, delivery_date: dt.date) -> None:
+def _log_merges(
+    ctx: RunContext,
+    both: DataFrame,
+    delivery_date: dt.date,
+    runs_since_base: Mapping[str, Iterable[str]],
+) -> None:
     """Append who moved where: one row per (old person, new person) pair of this run.
 
     `both`: every re-stitched identifier with its old and new person. `kind` is `merge` when
     the new person gathers identifiers of several old persons, `split` when the old person's
     identifiers now belong to several persons, else `renamed`.
+
+    `runs_since_base`: per tenant an interrupted pass left half-written, the runs since its
+    base. `both` is relative to the base, so it holds their moves again: their rows give way
+    to this run's in the same commit.
     """
     known = both.where(F.col("old_person_id").isNotNull() & F.col("new_person_id").isNotNull())
     moves = known.where(F.col("old_person_id") != F.col("new_person_id"))
@@ -529,12 +601,21 @@ def _log_merges(ctx: RunContext, both: DataFrame, delivery_date: dt.date) -> Non
         )
     )
     rows = ctx.gates.keep(rows)
-    if rows.isEmpty():
-        return
     path = ctx.path(SILVER_IDENTITY_MERGES.name)
     before = current_version(ctx.spark, path)
-    append(rows, path, SILVER_IDENTITY_MERGES.partition_by)
-    ctx.gates.record(SILVER_IDENTITY_MERGES, before, f"run_id = '{ctx.run_id}'")
+    superseded = [
+        f"({tenants_predicate([t])} AND run_id IN ({', '.join(repr(r) for r in sorted(runs))}))"
+        for t, runs in sorted(runs_since_base.items())
+        if runs
+    ]
+    scope = " OR ".join([f"run_id = '{ctx.run_id}'", *superseded])
+    if superseded and before is not None:
+        replace_partitions(rows, path, scope, SILVER_IDENTITY_MERGES.partition_by)
+    elif rows.isEmpty():
+        return
+    else:
+        append(rows, path, SILVER_IDENTITY_MERGES.partition_by)
+    ctx.gates.record(SILVER_IDENTITY_MERGES, before, scope)
 
 
 def _attribution_restatement(

@@ -215,3 +215,9 @@ OPS_GOLD_PROGRESS = TableSpec(
     ("tenant_id",),
     "one row per tenant: the horizon gold is built to and the restatements it has consumed",
 )
+OPS_SILVER_PROGRESS = TableSpec(
+    "ops.silver_progress",
+    ("tenant_id",),
+    "one row per silver pass, tenant and state (started, done): the table versions the pass "
+    "compares against and the deliveries interrupted passes left half-built",
+)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import Row
 
-from jobs import bronze, silver_accounts
+from jobs import bronze, silver_accounts, silver_progress
 from jobs.config import load_settings
 from jobs.context import RunContext
 from jobs.delta_io import replace_partitions
@@ -93,13 +93,17 @@ class World:
 
     def run(self, day: dt.date, tenants, **kw):
         bronze.ingest(self.ctx, day, None)
-        return silver_accounts.build(
+        base = silver_progress.start(self.ctx, day, list(tenants))
+        result = silver_accounts.build(
             self.ctx,
             day,
             list(tenants),
             kw.get("group_changes", {}),
             kw.get("horizon", {}),
+            base,
         )
+        silver_progress.finish(self.ctx, base)
+        return result
 
     def table(self, name: str):
         return read(self.spark, self.settings, name)

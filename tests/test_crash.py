@@ -7,26 +7,34 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from unittest.mock import Mock
 
+import pytest
 from pyspark.sql import functions as F
 
+from jobs import pipeline
 from jobs.config import load_settings
+from jobs.context import RunContext
 from jobs.delta_io import append, table_exists
 from jobs.ledger import RUN_SCHEMA, utc_now
 from jobs.pipeline import execute
 
 from .conftest import (
+    TEST_TENANTS,
     assert_same_rows,
     data_tables,
     read,
     runs_also_log_to,
+    write_conf,
     write_delivery,
     write_driver_conf,
 )
@@ -223,3 +231,111 @@ def test_sigkill_at_many_points_then_a_rerun_gives_the_uninterrupted_tables(spar
     # a driver killed before its first ledger row left none; every other one is interrupted
     assert "started" not in statuses and statuses.count("succeeded") == 1
     assert 1 <= statuses.count("interrupted") <= KILL_POINTS
+
+
+# --- a run that stops between two of silver's commits -------------------------------------
+# Deterministic companions of the SIGKILL test: the run raises on entering a stage (or on
+# recording its restatements), so everything before it is published and nothing after. The
+# second delivery changes what earlier dates mean (an identity merge reaching D1, a group
+# call, a new subscription snapshot), so a re-run that compared against the half-written
+# tables would leave silver or gold stale.
+D2 = "2026-03-06"
+STOPS_ALL = ("silver.group_calls", "silver.identity", "silver.restatement", "silver.events",
+             "silver.account_hierarchy", "restatements")  # fmt: skip
+STOPS = STOPS_ALL if KILL_POINTS > 2 else ("silver.identity", "restatements")
+
+
+def _second_delivery(landing: Path) -> None:
+    write_delivery(landing, "acme", D2, [
+        {"message_id": "acme-id9", "type": "identify", "timestamp": f"{D2}T08:00:00Z",
+         "user_id": "u9", "anonymous_id": "a1"},  # u9 joins u1's person, seen on D1
+        {"message_id": "acme-g2", "type": "group", "timestamp": f"{D2}T09:00:00Z",
+         "user_id": "u2", "group_id": "acct-1", "traits": {"name": "One"}},
+        {"message_id": "acme-q9", "type": "page", "timestamp": f"{D2}T10:00:00Z",
+         "user_id": "u9"},
+        {"message_id": "acme-q2", "type": "page", "timestamp": f"{D2}T11:00:00Z",
+         "user_id": "u2"},
+    ])  # fmt: skip
+    write_delivery(landing, "acme", D2, [
+        {"account_id": "acct-0", "name": "Zero Inc", "parent_account_id": None, "tier": "growth",
+         "industry": "software", "employee_count": 50, "region": "NA",
+         "renewal_date": "2026-12-01", "created_at": "2025-01-02T03:04:05Z"},
+        {"account_id": "acct-1", "name": "One Inc", "parent_account_id": "acct-0",
+         "tier": "growth", "industry": "software", "employee_count": 20, "region": "NA",
+         "renewal_date": "2026-12-01", "created_at": "2025-01-02T03:04:05Z"}],
+        source="accounts")  # fmt: skip
+    write_delivery(landing, "acme", D2, [
+        {"subscription_id": "s1", "account_id": "acct-0", "plan": "pro", "status": "active",
+         "seats": 5, "mrr_cents": 5000, "currency": "USD",
+         "current_period_start": "2026-03-01T00:00:00Z",
+         "current_period_end": "2026-03-31T00:00:00Z", "canceled_at": None}],
+        source="subscriptions")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def two_deliveries(spark, tmp_path_factory):
+    """D1 built once (copied for every stop); the uninterrupted D1 + D2 as reference."""
+    root = tmp_path_factory.mktemp("stops")
+    landing = root / "landing"
+    _landing(landing)
+    _second_delivery(landing)
+    conf = write_conf(root / "conf", TEST_TENANTS)
+
+    def settings(name: str):
+        return load_settings(conf_dir=conf, landing=str(landing), warehouse=str(root / name))
+
+    first = execute(settings("wh_d1"), "run", [dt.date.fromisoformat(D1)], None, spark=spark)
+    assert first.status == "succeeded", first.error
+    shutil.copytree(root / "wh_d1", root / "wh_reference")
+    ref = execute(settings("wh_reference"), "run", [dt.date.fromisoformat(D2)], None, spark=spark)
+    assert ref.status == "succeeded", ref.error
+    return root, settings
+
+
+@pytest.mark.parametrize("stop", STOPS)
+def test_a_run_stopped_between_silver_commits_is_repaired_by_its_rerun(
+    spark, two_deliveries, monkeypatch, stop
+):
+    root, settings = two_deliveries
+    shutil.copytree(root / "wh_d1", root / f"wh_{stop}")
+    victim, ref = settings(f"wh_{stop}"), settings("wh_reference")
+    d2 = [dt.date.fromisoformat(D2)]
+
+    class Stop(RuntimeError):
+        pass
+
+    with monkeypatch.context() as patch:
+        if stop == "restatements":
+            patch.setattr(pipeline, "record_restatements", Mock(side_effect=Stop(stop)))
+        else:
+            original = RunContext.stage
+
+            @contextmanager
+            def stage(self, name):
+                if name == stop:
+                    raise Stop(name)
+                with original(self, name):
+                    yield
+
+            patch.setattr(RunContext, "stage", stage)
+        stopped = execute(victim, "run", d2, None, spark=spark)
+    assert stopped.status == "failed" and "Stop" in stopped.error, stopped.error
+    progress = read(spark, victim, "ops.silver_progress")
+    d2_states = {r.state for r in progress.where(f"delivery_date = DATE'{D2}'").collect()}
+    assert d2_states == {"started"}
+
+    rerun = execute(victim, "run", d2, None, spark=spark)
+    assert rerun.status == "succeeded", rerun.error
+    for table in data_tables("silver", "gold"):
+        exists = table_exists(spark, ref.table_path(table))
+        assert table_exists(spark, victim.table_path(table)) == exists, table
+        if exists:
+            assert_same_rows(read(spark, victim, table), read(spark, ref, table),
+                             ("_run_id", "_ingested_at"))  # fmt: skip
+    last = (
+        read(spark, victim, "ops.silver_progress")
+        .groupBy("tenant_id")
+        .agg(F.max_by(F.struct("state", "pending_deliveries"), "recorded_at").alias("last"))
+        .collect()
+    )
+    assert {(r.last.state, len(r.last.pending_deliveries)) for r in last} == {("done", 0)}
