@@ -17,6 +17,8 @@ every identifier `silver.identity_map` gives that person. In order:
    (`lakehouse backfill --from-layer silver` for the tenant): silver (events, rejects,
    duplicates, identity, memberships, sessions, tickets) and gold are recomputed as if the
    lines had never landed — the same pure function that every other restatement uses.
+   Deliveries an interrupted run left half-built are replayed too (`jobs.silver_progress`):
+   until they are, silver compares against table versions the VACUUM below removes.
 4. **Sweep.** Rows the replay cannot reach (their bronze has expired under retention, or an
    append-only log such as `silver.identity_merges`) are removed from every table of the
    tenant by rewriting the partitions that hold them; dated silver partitions so rewritten
@@ -42,7 +44,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from jobs import tables
+from jobs import silver_progress, tables
 from jobs.delta_io import (
     append,
     partition_predicate,
@@ -568,7 +570,9 @@ def _erase(ctx, result: ErasureResult, id_type: str, value: str, requested_at: d
             replay.update(dates)
             result.rows_removed[tables.BRONZE[source].name] = n
     log.info("forget: bronze lines %s, in %s deliveries", result.rows_removed, len(replay))
-    # 3. replay the deliveries from bronze
+    # 3. replay the deliveries from bronze, with any an interrupted run left half-built: until
+    #    they are rebuilt, silver compares against older versions VACUUM is about to remove
+    replay.update(silver_progress.pending_deliveries(ctx, tenant))
     if replay:
         result.deliveries_replayed = sorted(replay)
         with ctx.stage("forget.replay"):

@@ -121,6 +121,21 @@ def _latest(ctx: RunContext, tenants: Sequence[str]) -> dict[str, T.Row]:
     return {r.tenant_id: r.last for r in rows}
 
 
+def pending_deliveries(ctx: RunContext, tenant: str) -> list[dt.date]:
+    """The deliveries of `tenant` interrupted silver passes left half-built."""
+    last = _latest(ctx, [tenant]).get(tenant)
+    return [] if last is None else sorted(_left(last))
+
+
+def _left(last: T.Row) -> set[dt.date]:
+    """Deliveries pending after the tenant's `last` row: a `started` row is a pass that
+    never finished."""
+    left = set(last.pending_deliveries)
+    if last.state == "started":
+        left.add(last.delivery_date)
+    return left
+
+
 def start(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> SilverBase:
     """Record that silver begins `delivery_date` for `tenants`; → what it compares against."""
     tenants = sorted(set(tenants))
@@ -131,9 +146,7 @@ def start(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> Si
             now_versions[spec.name] = version
     versions, pending, runs = {}, {}, {}
     for t, last in _latest(ctx, tenants).items():
-        left = set(last.pending_deliveries)
-        if last.state == "started":
-            left.add(last.delivery_date)
+        left = _left(last)
         if left:
             versions[t] = dict(last.base_versions)
             pending[t] = tuple(sorted(left))
