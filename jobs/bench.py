@@ -400,6 +400,66 @@ def cost(preset: str, days: int, out: Path, middle_backfill: bool = False) -> di
     }
 
 
+RUN_STAMP = re.compile(r"\[run_(\d{8}T\d{6})_")
+
+
+def rewind(spark, warehouse: Path, before: dt.datetime) -> dict[str, int | None]:
+    """Every Delta table under `warehouse` as it was just before `before` (UTC): RESTORE to
+    its last earlier version; a table created later is removed. → table → version kept."""
+    from delta.tables import DeltaTable
+
+    kept: dict[str, int | None] = {}
+    for log in sorted(warehouse.glob("*/*/_delta_log")):
+        table, name = log.parent, f"{log.parent.parent.name}.{log.parent.name}"
+        history = DeltaTable.forPath(spark, str(table)).history().select("version", "timestamp")
+        versions = {r.version: r.timestamp for r in history.collect()}
+        earlier = [v for v, at in versions.items() if at < before]
+        if not earlier:
+            shutil.rmtree(table)
+            kept[name] = None
+            continue
+        kept[name] = max(earlier)
+        if kept[name] != max(versions):
+            DeltaTable.forPath(spark, str(table)).restoreToVersion(kept[name])
+    return kept
+
+
+def cost_rerun(out: Path, days: list[dt.date]) -> dict[str, object]:
+    """Re-measure days of a kept `cost` work folder on the code as it is now: before each,
+    every table is rewound to the moment that day's first measured run started (the
+    history it ran on), then the day runs again as in `cost`. Compares code on the same
+    history without rebuilding 30 days of it."""
+    from jobs.config import load_settings
+    from jobs.spark import build_session
+
+    landing, warehouse, events, conf = (out / n for n in ("landing", "warehouse", "eventlog",
+                                                          "conf"))  # fmt: skip
+    where = ["--landing", str(landing), "--warehouse", str(warehouse), "--conf", str(conf)]
+    runs = []
+    for day in days:
+        first = (out / "logs" / f"{day.isoformat()}.log").read_text(encoding="utf-8")
+        stamp = RUN_STAMP.search(first)
+        if stamp is None:
+            raise ValueError(f"no run id in {out / 'logs' / f'{day.isoformat()}.log'}")
+        started = dt.datetime.strptime(stamp.group(1), "%Y%m%dT%H%M%S")
+        settings = load_settings(conf_dir=conf, landing=str(landing), warehouse=str(warehouse))
+        spark = build_session(settings, app_name="bench rewind")
+        rewind(spark, warehouse, started)
+        spark.stop()
+        log = out / "logs" / f"rerun-{day.isoformat()}.log"
+        seconds, peak = _timed("jobs.cli", "run", "--date", day.isoformat(), *where, log=log)
+        runs.append({"date": day.isoformat(), "seconds": round(seconds, 1),
+                     "peak_jvm_rss_mib": peak >> 20, **read_event_log(_newest(events)),
+                     **stitching(log.read_text(encoding="utf-8"))})  # fmt: skip
+    return {
+        "benchmark": "cost-rerun",
+        "preset": "kept",
+        "work": str(out),
+        "runs": runs,
+        "last_over_first": round(runs[-1]["seconds"] / runs[0]["seconds"], 2),
+    }
+
+
 def _newest(folder: Path) -> Path:
     """The event log of the application that finished last."""
     return max(folder.iterdir(), key=lambda p: p.stat().st_mtime)
@@ -589,6 +649,27 @@ def markdown(result: dict[str, object]) -> str:
                 for q in result["queries"]
             ),
         ]
+    elif result["benchmark"] == "cost-rerun":
+        lines += [
+            f"Days of `{result['work']}` re-run on rewound history: last ÷ first "
+            f"**{result['last_over_first']}**.",
+            "",
+            "| delivery | seconds | Spark jobs | bytes read | files read | peak JVM MiB |",
+            "|---|---|---|---|---|---|",
+            *(
+                _row(
+                    r["date"],
+                    r["seconds"],
+                    r["spark_jobs"],
+                    f"{r['bytes_read']:,}",
+                    r["files_read"],
+                    r["peak_jvm_rss_mib"],
+                )
+                for r in result["runs"]
+            ),
+            "",
+            *_files_by_table_rows(result["runs"]),
+        ]
     elif result["benchmark"] == "cost":
         runs = result["runs"]
         middle = result.get("middle_backfill")
@@ -644,7 +725,11 @@ def markdown(result: dict[str, object]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("benchmark", choices=["throughput", "cost", "backfill", "raw-copy"])
+    parser.add_argument(
+        "benchmark", choices=["throughput", "cost", "cost-rerun", "backfill", "raw-copy"]
+    )
+    parser.add_argument("--dates", nargs="+", type=dt.date.fromisoformat,
+                        help="cost-rerun: the days of --out to re-measure")  # fmt: skip
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--days", type=int, help="cost, backfill: deliveries (30, 7)")
     parser.add_argument("--middle-backfill", action="store_true",
@@ -669,6 +754,10 @@ def main(argv: list[str] | None = None) -> int:
         result |= throughput(opts.preset, out)
     elif opts.benchmark == "cost":
         result |= cost(opts.preset, opts.days or 30, out, opts.middle_backfill)
+    elif opts.benchmark == "cost-rerun":
+        if not opts.dates or opts.out is None or not (opts.out / "logs").is_dir():
+            parser.error("cost-rerun needs --out <a cost work folder> and --dates D [D ...]")
+        result |= cost_rerun(opts.out, opts.dates)
     else:
         result |= backfill(opts.preset, opts.days or 7, out)
     opts.results.mkdir(parents=True, exist_ok=True)

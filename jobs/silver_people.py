@@ -14,9 +14,11 @@ Incremental and a pure function of the evidence, in this order:
    changes only when its own edges change, so this set is closed; see docs/decisions.md).
    Connected components run on that subgraph; `silver.identity_map` is MERGEd with the
    identifiers whose person changed, and `silver.identity_merges` logs who moved where.
-3. **Restatement.** A person whose identifiers changed is restated on every date one of its
-   identifiers was seen; a person whose `group` calls changed from the call's date on (or on
-   every date when the change reaches its earliest call, §4.5 rule 3).
+3. **Restatement.** An identifier whose person changed is restated on every date it was
+   seen (its events' person changed, and nothing else of theirs did); a person who gained or
+   lost an identifier that made `group` calls on every date of the person (attribution); a
+   person whose `group` calls changed from the call's date on (or on every date when the
+   change reaches its earliest call, §4.5 rule 3).
 4. **Publishing.** `silver.events` is rewritten for touched ∪ restated dates with
    `person_id`, `account_id` and `attribution`; `silver.sessions` for those dates ± 1 day
    (sessions cross midnight); `silver.person_account_daily` for those dates; and
@@ -232,8 +234,9 @@ def build(
     with ctx.stage("silver.identity"):
         edge_diff = _graph_changes(ctx, edge_diff, base, people)
         if edge_diff.isEmpty() and not base.dirty(people):  # the same graph: the same persons
+            nodes = spark.createDataFrame([], "tenant_id string, node string")
             none = spark.createDataFrame([], "tenant_id string, person_id string")
-            stitched = _Stitched(none, 0, 0, 0, 0)
+            stitched = _Stitched(nodes, none, 0, 0, 0, 0)
         else:
             stitched = _stitch(ctx, edge_diff, people, delivery_date, base)
 
@@ -252,8 +255,12 @@ def build(
         )
         by_identity = (
             _dates_by_tenant(
-                person_dates.join(
-                    stitched.restated_persons, ["tenant_id", "person_id"], "left_semi"
+                node_dates.join(stitched.changed_ids, ["tenant_id", "node"], "left_semi")
+                .select("tenant_id", "event_date")
+                .unionByName(
+                    person_dates.join(
+                        stitched.restated_persons, ["tenant_id", "person_id"], "left_semi"
+                    ).select("tenant_id", "event_date")
                 )
             )
             if stitched.changed_nodes
@@ -353,7 +360,8 @@ def build(
 
 @dataclass(frozen=True)
 class _Stitched:
-    restated_persons: DataFrame  # (tenant_id, person_id): current persons to restate fully
+    changed_ids: DataFrame  # (tenant_id, node): identifiers whose person changed
+    restated_persons: DataFrame  # (tenant_id, person_id): persons to restate on every date
     iterations: int
     affected_nodes: int
     changed_nodes: int
@@ -474,13 +482,23 @@ def _stitch(
     affected_count = affected.count()
     largest = labels.groupBy("tenant_id", "component").count().agg(F.max("count")).first()[0] or 0
 
-    # persons to restate on all their dates: those holding a changed identifier, and those
-    # sharing an old person with one (they lost or gained identifiers, or group calls)
-    old_hit = changed.where(F.col("old_person_id").isNotNull()).select(
+    # An event's person changes exactly when its identifier's person does: those
+    # identifiers' dates are restated. A person's other events change only through its
+    # group calls (attribution, §4.5): persons that gained or lost an identifier that made
+    # group calls are restated on all their dates, the new person and what is left of the
+    # old one.
+    changed_ids = changed.select("tenant_id", "node").distinct().localCheckpoint()
+    call_nodes = (
+        read_table(spark, ctx.path(SILVER_GROUP_CALLS.name))
+        .where(tenant_filter)
+        .select("tenant_id", event_node().alias("node"))
+    )
+    calls_moved = changed.join(call_nodes, ["tenant_id", "node"], "left_semi")
+    old_hit = calls_moved.where(F.col("old_person_id").isNotNull()).select(
         "tenant_id", F.col("old_person_id").alias("p")
     )
     restated_persons = (
-        changed.where(F.col("new_person_id").isNotNull())
+        calls_moved.where(F.col("new_person_id").isNotNull())
         .select("tenant_id", F.col("new_person_id").alias("person_id"))
         .unionByName(
             both.join(
@@ -493,7 +511,12 @@ def _stitch(
         .localCheckpoint()
     )
     return _Stitched(
-        restated_persons, components.iterations, affected_count, changed_count, int(largest)
+        changed_ids,
+        restated_persons,
+        components.iterations,
+        affected_count,
+        changed_count,
+        int(largest),
     )
 
 

@@ -217,3 +217,38 @@ def test_no_raw_email_name_or_ip_in_silver(spark, make_settings, tmp_path) -> No
             for value in row:
                 assert value is None or not RAW.search(value), (name, value)
                 assert value is None or "Carol" not in value, (name, value)
+
+
+def test_a_merge_restates_the_dates_whose_person_changed(spark, make_settings, tmp_path):
+    """Only the events of the identifier that changed person change, unless it brings group
+    calls: then every event of the person may be attributed anew."""
+    d4 = "2026-03-08"
+    landing = tmp_path / "landing"
+    write_delivery(landing, "initech", D1, [
+        ev("b1", "2026-03-05T10:00:00Z", user_id="u1", anonymous_id="dev-2"),
+    ])  # fmt: skip
+    write_delivery(landing, "initech", D2, [
+        ev("x1", "2026-03-06T10:00:00Z", anonymous_id="dev-3"),
+        {"message_id": "g1", "type": "group", "timestamp": "2026-03-06T11:00:00Z",
+         "anonymous_id": "dev-4", "group_id": "acct-9"},
+    ])  # fmt: skip
+    write_delivery(landing, "initech", D3, [  # dev-3 (no group call) signs in as u1
+        ev("i3", "2026-03-07T08:00:00Z", type="identify", event=None, user_id="u1",
+           anonymous_id="dev-3"),
+    ])  # fmt: skip
+    write_delivery(landing, "initech", d4, [  # dev-4 (a group call on D2) signs in as u1
+        ev("i4", "2026-03-08T08:00:00Z", type="identify", event=None, user_id="u1",
+           anonymous_id="dev-4"),
+    ])  # fmt: skip
+    settings = make_settings(landing, TEST_TENANTS)
+    run(settings, spark, D1, D2)
+    third = run(settings, spark, D3)
+    assert {d for (t, d), r in restated(spark, settings, third.run_id).items()
+            if "identity" in r} == {D2, D3}  # not D1: b1's person is unchanged  # fmt: skip
+    fourth = run(settings, spark, d4)
+    assert {d for (t, d), r in restated(spark, settings, fourth.run_id).items()
+            if "identity" in r} == {D1, D2, D3, d4}  # fmt: skip
+    events = {r.message_id: r for r in read(spark, settings, "silver.events").collect()}
+    assert len({events[m].person_id for m in ("b1", "x1", "i3", "i4")}) == 1
+    # the earliest call (D2) now covers u1's earlier events too (§4.5 rule 3)
+    assert {events[m].account_id for m in ("b1", "x1", "i3", "i4")} == {"acct-9"}
