@@ -193,19 +193,22 @@ def test_sigkill_at_many_points_then_a_rerun_gives_the_uninterrupted_tables(spar
 
     reader = _Reader(spark, settings.table_path("gold.account_daily"))
     reader.start()
-    killed = []
+    killed, ended = [], []
     try:
         for i in range(KILL_POINTS):  # spread over the whole run: bronze, silver, gold
             line_no = max(1, int(lines * (i + 0.5) / KILL_POINTS))
             last = _kill_after(conf, landing, victim, line_no, delay=0.3 * (i % 5))
-            assert last is not None, f"the run ended before kill point {i} (line {line_no})"
-            killed.append(last)
+            # A run after a late kill has less left to do (gold consumed the restatements
+            # the killed run recorded), so it can finish before the next late kill point.
+            (killed if last is not None else ended).append(last or i)
         final = execute(settings, "run", [dt.date.fromisoformat(D1)], None, spark=spark)
     finally:
         reader.stop.set()
         reader.join(timeout=60)
     assert final.status == "succeeded", final.error
     print("killed after:", *killed, sep="\n  ")
+    print("finished before their kill point:", ended)
+    assert len(killed) >= KILL_POINTS / 2 and all(i >= KILL_POINTS / 2 for i in ended), ended
 
     for table in data_tables("bronze", "silver", "gold"):
         exists = table_exists(spark, ref.table_path(table))
@@ -229,8 +232,8 @@ def test_sigkill_at_many_points_then_a_rerun_gives_the_uninterrupted_tables(spar
     last = ledger.groupBy("run_id").agg(F.max_by("status", "recorded_at").alias("status"))
     statuses = [r.status for r in last.collect()]
     # a driver killed before its first ledger row left none; every other one is interrupted
-    assert "started" not in statuses and statuses.count("succeeded") == 1
-    assert 1 <= statuses.count("interrupted") <= KILL_POINTS
+    assert "started" not in statuses and statuses.count("succeeded") == 1 + len(ended)
+    assert 1 <= statuses.count("interrupted") <= len(killed)
 
 
 # --- a run that stops between two of silver's commits -------------------------------------
