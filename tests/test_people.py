@@ -11,7 +11,10 @@ import re
 
 from pyspark.sql import functions as F
 
+from jobs.context import RunContext
 from jobs.pipeline import execute
+from jobs.silver_people import _log_merges
+from jobs.tables import SILVER_IDENTITY_MERGES
 from jobs.transforms.privacy import pseudonym_py
 
 from .conftest import TEST_PII_KEY, TEST_TENANTS, assert_same_rows, read, write_delivery
@@ -252,3 +255,29 @@ def test_a_merge_restates_the_dates_whose_person_changed(spark, make_settings, t
     assert len({events[m].person_id for m in ("b1", "x1", "i3", "i4")}) == 1
     # the earliest call (D2) now covers u1's earlier events too (§4.5 rule 3)
     assert {events[m].account_id for m in ("b1", "x1", "i3", "i4")} == {"acct-9"}
+
+
+def test_a_pass_after_an_interrupted_one_replaces_its_merge_log_rows(spark, make_settings):
+    """The merge log of a pass that compares against an older base (jobs.silver_progress)
+    holds the interrupted runs' moves again: their rows give way to the new pass's."""
+    settings = make_settings(None, TEST_TENANTS)
+    path = settings.table_path(SILVER_IDENTITY_MERGES.name)
+
+    def both(tenant: str, old: str, new: str):
+        return spark.createDataFrame(
+            [(tenant, "user_id:u1", old, new), (tenant, "anonymous_id:a1", "p-a1", new)],
+            "tenant_id string, node string, old_person_id string, new_person_id string",
+        )
+
+    day = dt.date.fromisoformat(D1)
+    for run_id, tenant in (("run_dead", "acme"), ("run_other", "globex")):
+        ctx = RunContext(spark, settings, run_id, "run", TEST_PII_KEY.encode())
+        _log_merges(ctx, both(tenant, "p-u1", "p-new"), day, {})
+    ctx = RunContext(spark, settings, "run_again", "run", TEST_PII_KEY.encode())
+    _log_merges(ctx, both("acme", "p-u1", "p-new"), day, {"acme": ("run_dead",)})
+    rows = spark.read.format("delta").load(path).select("tenant_id", "run_id").collect()
+    # two pairs per run (u1 and a1 both moved to p-new); run_dead's are gone
+    assert sorted((r.tenant_id, r.run_id) for r in rows) == [
+        ("acme", "run_again"), ("acme", "run_again"), ("globex", "run_other"),
+        ("globex", "run_other")
+    ]  # fmt: skip
