@@ -612,6 +612,12 @@ def _files_by_table_rows(runs: list[dict], top: int = 10) -> list[str]:
     ]
 
 
+def _run_cells(run: dict) -> tuple:
+    """The cells every timed run's row starts with (`cost`, `cost-rerun`)."""
+    return (run["date"], run["seconds"], run["spark_jobs"], f"{run['bytes_read']:,}",
+            run["files_read"], run["peak_jvm_rss_mib"])  # fmt: skip
+
+
 def markdown(result: dict[str, object]) -> str:
     """A dated section of docs/benchmarks.md for one result."""
     m = result["machine"]
@@ -656,17 +662,7 @@ def markdown(result: dict[str, object]) -> str:
             "",
             "| delivery | seconds | Spark jobs | bytes read | files read | peak JVM MiB |",
             "|---|---|---|---|---|---|",
-            *(
-                _row(
-                    r["date"],
-                    r["seconds"],
-                    r["spark_jobs"],
-                    f"{r['bytes_read']:,}",
-                    r["files_read"],
-                    r["peak_jvm_rss_mib"],
-                )
-                for r in result["runs"]
-            ),
+            *(_row(*_run_cells(r)) for r in result["runs"]),
             "",
             *_files_by_table_rows(result["runs"]),
         ]
@@ -689,12 +685,7 @@ def markdown(result: dict[str, object]) -> str:
             "|---|---|---|---|---|---|---|---|---|---|",
             *(
                 _row(
-                    r["date"],
-                    r["seconds"],
-                    r["spark_jobs"],
-                    f"{r['bytes_read']:,}",
-                    r["files_read"],
-                    r["peak_jvm_rss_mib"],
+                    *_run_cells(r),
                     r["stitching_seconds"],
                     r["restitched_ids"],
                     r["rounds"],
