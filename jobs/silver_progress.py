@@ -156,9 +156,9 @@ def start(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> Si
     base = SilverBase(delivery_date, versions, pending, runs)
     for t in base.dirty(tenants):
         ctx.log.warning(
-            "silver: tenant %s has deliveries an interrupted run left half-built (%s); this "
-            "pass compares against the tables before them, and the tenant stays pending "
-            "until they are re-run",
+            "silver: tenant %s has deliveries an interrupted (or gate-blocked) pass left "
+            "unfinished (%s); this pass compares against the tables before them, and the "
+            "tenant stays pending until they are re-run",
             t,
             ", ".join(d.isoformat() for d in pending[t]),
         )
@@ -168,8 +168,12 @@ def start(ctx: RunContext, delivery_date: dt.date, tenants: Sequence[str]) -> Si
 
 def finish(ctx: RunContext, base: SilverBase) -> None:
     """Record that silver's pass of `base.delivery_date` is complete: its restatements are
-    recorded. A tenant with other interrupted deliveries keeps its base until they are."""
-    _record(ctx, base, sorted(base.versions), "done")
+    recorded. A tenant with other interrupted deliveries keeps its base until they are.
+
+    A tenant a gate blocked gets no `done` row: withdrawing restored its tables to what they
+    were before this pass, which for a pending tenant is not its base."""
+    done = [t for t in sorted(base.versions) if t not in ctx.gates.blocked]
+    _record(ctx, base, done, "done")
 
 
 def _record(ctx: RunContext, base: SilverBase, tenants: Sequence[str], state: str) -> None:
