@@ -232,7 +232,10 @@ def test_sigkill_at_many_points_then_a_rerun_gives_the_uninterrupted_tables(spar
     last = ledger.groupBy("run_id").agg(F.max_by("status", "recorded_at").alias("status"))
     statuses = [r.status for r in last.collect()]
     # a driver killed before its first ledger row left none; every other one is interrupted
-    assert "started" not in statuses and statuses.count("succeeded") == 1 + len(ended)
+    # every run has an outcome; a kill that lands after a run recorded `succeeded` (while its
+    # driver shuts down) leaves that outcome
+    assert set(statuses) <= {"succeeded", "interrupted"}, statuses
+    assert statuses.count("succeeded") >= 1 + len(ended)
     assert 1 <= statuses.count("interrupted") <= len(killed)
 
 
