@@ -478,7 +478,8 @@ def _stitch(
         changed = changed.unionByName(unpublished)  # persons the half-written map showed
     superseded = {t: base.runs_since_base[t] for t in dirty}
     _log_merges(ctx, both, delivery_date, superseded)
-    changed_count = changed.select("tenant_id", "node").distinct().count()
+    changed_ids = changed.select("tenant_id", "node").distinct().localCheckpoint()
+    changed_count = changed_ids.count()
     affected_count = affected.count()
     largest = labels.groupBy("tenant_id", "component").count().agg(F.max("count")).first()[0] or 0
 
@@ -487,7 +488,6 @@ def _stitch(
     # group calls (attribution, §4.5): persons that gained or lost an identifier that made
     # group calls are restated on all their dates, the new person and what is left of the
     # old one.
-    changed_ids = changed.select("tenant_id", "node").distinct().localCheckpoint()
     call_nodes = (
         read_table(spark, ctx.path(SILVER_GROUP_CALLS.name))
         .where(tenant_filter)
