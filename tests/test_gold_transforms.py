@@ -243,3 +243,56 @@ def test_account_hourly_direct_scope_on_a_fall_back_day(spark) -> None:
         for r in gold.account_hourly(events, zones, "1", "r").collect()
     )
     assert got == [(5, 1, 2, 2, 1), (6, 1, 1, 1, 0)]
+
+
+def _nth_day(n: int) -> dt.date:
+    return D(2026, 1, 1) + dt.timedelta(days=n - 1)
+
+
+def test_window_users_of_people_active_on_many_days_match_a_count_by_hand(spark) -> None:
+    """Each person-day counts only until the person's next day in that account
+    (`counted_until`); the counts must still equal a plain count over each window."""
+    activity_days = {  # person → account → days active (the bounded rows overlap and gap)
+        "p1": {"A": [1, 2, 3, 10, 38], "B": [2, 30]},
+        "p2": {"A": [5, 6, 7, 8, 9, 40]},
+        "p3": {"B": [1, 29, 31]},
+        "p4": {"A": [12], "B": [12, 13, 39]},
+    }
+    rows = [
+        (T, _nth_day(n), person, account, 1, 0, 0, [])
+        for person, accounts in activity_days.items()
+        for account, days in accounts.items()
+        for n in days
+    ]
+    activity = spark.createDataFrame(
+        rows,
+        "tenant_id string, event_date date, person_id string, account_id string, events long, "
+        "admin_actions long, collaboration_actions long, features array<string>",
+    )
+    dates = [_nth_day(n) for n in range(1, 46)]
+    hierarchy = spark.createDataFrame(
+        [(T, d, a, anc) for d in dates for a, anc in (("P", []), ("A", ["P"]), ("B", []))],
+        "tenant_id string, as_of_date date, account_id string, ancestors array<string>",
+    )
+    targets = spark.createDataFrame([(T, d) for d in dates], "tenant_id string, activity_date date")
+    got = {
+        (r.activity_date, r.scope, r.account_id): (r.dau, r.wau_7d, r.mau_28d)
+        for r in gold.window_users(activity, targets, hierarchy).collect()
+    }
+    scopes = {("direct", "A"): {"A"}, ("direct", "B"): {"B"}, ("rollup", "A"): {"A"},
+              ("rollup", "B"): {"B"}, ("rollup", "P"): {"A"}}  # fmt: skip
+
+    def active(d: dt.date, members: set[str], within: int) -> int:
+        """Persons with a day in `members` among the `within` days ending on d."""
+        return sum(
+            any(0 <= (d - _nth_day(n)).days < within for a in members for n in accounts.get(a, []))
+            for accounts in activity_days.values()
+        )
+
+    expected = {
+        (d, scope, account): (active(d, m, 1), active(d, m, 7), active(d, m, 28))
+        for d in dates
+        for (scope, account), m in scopes.items()
+        if active(d, m, 28)
+    }
+    assert got == expected

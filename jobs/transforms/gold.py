@@ -20,7 +20,9 @@ Inputs (columns used):
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, GroupedData
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame, GroupedData, Window
 from pyspark.sql import functions as F
 
 WINDOW_DAYS = {"wau_7d": 7, "mau_28d": 28}
@@ -31,6 +33,24 @@ SCOPES = ("direct", "rollup")
 
 def _qualifying(activity: DataFrame) -> DataFrame:
     return activity.where(F.col("events") > 0)
+
+
+def counted_until(df: DataFrame, keys: Sequence[str], date_column: str = "event_date") -> DataFrame:
+    """`df` (at most one row per `keys` and date) with `activity_date`: each date D the row
+    is the latest of its key on or before, within the longest trailing window.
+
+    A row of day d stands for [d, min(next day of its key − 1, d + 27)], not all 28 days
+    after d: a key active every day gives one row per date instead of 28, and the latest
+    row ≤ D — what distinct counts, "used today" and "last active" need — is kept.
+    """
+    following = F.lead(date_column).over(Window.partitionBy(*keys).orderBy(date_column))
+    day = F.col(date_column)
+    last = F.least(F.date_add(day, LONGEST_WINDOW - 1), F.date_sub(F.col("_next"), 1))
+    return (
+        df.withColumn("_next", following)
+        .withColumn("activity_date", F.explode(F.sequence(day, F.greatest(day, last))))
+        .drop("_next")
+    )
 
 
 def in_scope(df: DataFrame, hierarchy: DataFrame, date_column: str = "activity_date") -> DataFrame:
@@ -92,12 +112,7 @@ def window_users(activity: DataFrame, targets: DataFrame, hierarchy: DataFrame) 
         _qualifying(activity)
         .select("tenant_id", "event_date", "person_id", "account_id")
         .distinct()
-        .select(
-            "*",
-            F.explode(
-                F.sequence(F.col("event_date"), F.date_add("event_date", LONGEST_WINDOW - 1))
-            ).alias("activity_date"),
-        )
+        .transform(lambda df: counted_until(df, ["tenant_id", "person_id", "account_id"]))
         .join(F.broadcast(targets), ["tenant_id", "activity_date"], "left_semi")
     )
     last_seen = (

@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.config import HEALTH_COMPONENTS, ActivationConf, HealthConf
-from jobs.transforms.gold import LONGEST_WINDOW, in_scope
+from jobs.transforms.gold import LONGEST_WINDOW, counted_until, in_scope
 
 TREND_LAG_DAYS = 28  # health's trend compares mau_28d with the value 28 days earlier
 SHORT_WINDOW = 7
@@ -60,7 +60,7 @@ def feature_adoption_daily(
         )
         .withColumnRenamed("events", "feature_events")
     )
-    counted = uses.select("*", _window_dates("event_date", LONGEST_WINDOW).alias("activity_date"))
+    counted = counted_until(uses, ["tenant_id", "person_id", "account_id", "feature_key"])
     counted = counted.join(F.broadcast(targets), ["tenant_id", "activity_date"], "left_semi")
     today = F.col("event_date") == F.col("activity_date")
     per_person = (
