@@ -20,9 +20,7 @@ Incremental and a pure function of the evidence, in this order:
    person whose `group` calls changed from the call's date on (or on every date when the
    change reaches its earliest call, §4.5 rule 3).
 4. **Publishing.** `silver.events` is rewritten for touched ∪ restated dates with
-   `person_id`, `account_id` and `attribution` (on a restated date beyond the delivery's,
-   only the restated identifiers' and persons' rows are derived again; the others are
-   kept as published); `silver.sessions` for those dates ± 1 day
+   `person_id`, `account_id` and `attribution`; `silver.sessions` for those dates ± 1 day
    (sessions cross midnight); `silver.person_account_daily` for those dates; and
    `silver.account_memberships` per tenant from the compact daily table.
 """
@@ -274,8 +272,8 @@ def build(
             .withColumn("node", event_node())
             .join(identity_map, ["tenant_id", "node"])
         )
-        by_calls, group_changes, call_persons = (
-            ({}, {}, None)
+        by_calls, group_changes = (
+            ({}, {})
             if call_diff.isEmpty()
             else _attribution_restatement(call_diff, identity_map, calls, person_dates)
         )
@@ -292,21 +290,16 @@ def build(
 
     # 4. publishing -----------------------------------------------------------------------
     events_path = ctx.path(SILVER_EVENTS.name)
-    to_derive = survivors
-    kept = None
+    base = survivors
     extra: Dates = {t: ds - touched_dates.get(t, set()) for t, ds in written.items()}
     extra = {t: ds for t, ds in extra.items() if ds}
     existing = read_table(spark, events_path)
     if existing is not None and extra:
-        redo, kept = _split_restated(
-            existing.where(partition_predicate(extra, "event_date")),
-            stitched,
-            call_persons,
-            base.dirty(people),
+        base = base.unionByName(
+            existing.where(partition_predicate(extra, "event_date")).select(survivors.columns)
         )
-        to_derive = to_derive.unionByName(redo.select(survivors.columns))
     with_person = (
-        to_derive.withColumn("node", event_node())
+        base.withColumn("node", event_node())
         .join(identity_map, ["tenant_id", "node"], "left")
         .drop("node")
     )
@@ -315,12 +308,11 @@ def build(
         ["tenant_id", "person_id"],
         "left_semi",
     ).select("tenant_id", "person_id", "event_ts", "group_id", "message_id")
-    events = with_person.transform(attribute_accounts(calls)).select(
-        *survivors.columns, "person_id", "account_id", "attribution"
+    events = (
+        with_person.transform(attribute_accounts(calls))
+        .select(*survivors.columns, "person_id", "account_id", "attribution")
+        .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    if kept is not None:
-        events = events.unionByName(kept.select(events.columns))
-    events = events.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         with ctx.stage(SILVER_EVENTS.name):
             ctx.gates.publish(SILVER_EVENTS, events, partition_predicate(written, "event_date"))
@@ -651,14 +643,13 @@ def _log_merges(
 
 def _attribution_restatement(
     call_diff: DataFrame, identity_map: DataFrame, calls: DataFrame, person_dates: DataFrame
-) -> tuple[Dates, dict[str, dt.date], DataFrame]:
+) -> tuple[Dates, dict[str, dt.date]]:
     """Dates whose attribution a changed `group` call can alter (§4.5 rules 2 and 3).
 
     A call at t changes "latest call ≤ ts" only for the person's events at or after t; it
     changes "earliest call" (all earlier events) only when it is, or was, the earliest.
 
-    `calls`: the tenants' current group calls with their person. Also returns the persons
-    whose calls changed.
+    `calls`: the tenants' current group calls with their person.
     """
     changes = call_diff.withColumn("node", event_node()).join(identity_map, ["tenant_id", "node"])
     earliest_now = calls.groupBy("tenant_id", "person_id").agg(
@@ -688,54 +679,7 @@ def _attribution_restatement(
         r.tenant_id: r.first
         for r in call_diff.groupBy("tenant_id").agg(F.min("event_date").alias("first")).collect()
     }
-    return dates, group_changes, per_person.select("tenant_id", "person_id").localCheckpoint()
-
-
-# Restated persons and identifiers are joined to old partitions by broadcast; past this
-# many, the partitions are derived whole (a shuffle of every row, as for touched dates).
-BROADCAST_RESTATED_LIMIT = 200_000
-
-
-def _split_restated(
-    rows: DataFrame,
-    stitched: _Stitched,
-    call_persons: DataFrame | None,
-    whole_tenants: Iterable[str],
-) -> tuple[DataFrame, DataFrame | None]:
-    """Rows of silver.events on dates restated beyond the delivery's → (rows to derive
-    again, rows kept as published).
-
-    Those dates are restated for some persons only: the identifiers whose person changed,
-    the persons whose group calls changed (`call_persons`) or who gained or lost an
-    identifier that made them. Every other row of the date is a function of inputs that did
-    not change, so it is kept as it is instead of going through the identity join and the
-    attribution window again. A tenant an interrupted pass left half-written
-    (`whole_tenants`) is derived whole."""
-    persons = stitched.restated_persons
-    if call_persons is not None:
-        persons = persons.unionByName(call_persons).distinct().localCheckpoint()
-    if stitched.changed_nodes + persons.count() > BROADCAST_RESTATED_LIMIT:
-        return rows, None
-    nodes = stitched.changed_ids
-    flagged = (
-        rows.withColumn("node", event_node())
-        .join(F.broadcast(nodes.withColumn("_moved", F.lit(True))), ["tenant_id", "node"], "left")
-        .join(
-            F.broadcast(persons.withColumn("_restated", F.lit(True))),
-            ["tenant_id", "person_id"],
-            "left",
-        )
-        .drop("node")
-    )
-    again = F.col("_moved").isNotNull() | F.col("_restated").isNotNull()
-    whole = sorted(whole_tenants)
-    if whole:
-        again = again | F.col("tenant_id").isin(whole)
-    flagged = flagged.withColumn("_again", again).drop("_moved", "_restated")
-    return (
-        flagged.where("_again").drop("_again"),
-        flagged.where("NOT _again").drop("_again"),
-    )
+    return dates, group_changes
 
 
 def _publish_sessions(ctx: RunContext, written: Dates) -> None:
