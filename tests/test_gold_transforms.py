@@ -18,7 +18,8 @@ T = "t1"
 
 
 def day(n: int) -> dt.date:
-    return D(2026, 1, n)
+    """The n-th day from 2026-01-01 (n > 31 runs into February)."""
+    return D(2026, 1, 1) + dt.timedelta(days=n - 1)
 
 
 ACTIVITY = [
@@ -245,10 +246,6 @@ def test_account_hourly_direct_scope_on_a_fall_back_day(spark) -> None:
     assert got == [(5, 1, 2, 2, 1), (6, 1, 1, 1, 0)]
 
 
-def _nth_day(n: int) -> dt.date:
-    return D(2026, 1, 1) + dt.timedelta(days=n - 1)
-
-
 def test_window_users_of_people_active_on_many_days_match_a_count_by_hand(spark) -> None:
     """Each person-day counts only until the person's next day in that account
     (`counted_until`); the counts must still equal a plain count over each window."""
@@ -259,7 +256,7 @@ def test_window_users_of_people_active_on_many_days_match_a_count_by_hand(spark)
         "p4": {"A": [12], "B": [12, 13, 39]},
     }
     rows = [
-        (T, _nth_day(n), person, account, 1, 0, 0, [])
+        (T, day(n), person, account, 1, 0, 0, [])
         for person, accounts in activity_days.items()
         for account, days in accounts.items()
         for n in days
@@ -269,7 +266,7 @@ def test_window_users_of_people_active_on_many_days_match_a_count_by_hand(spark)
         "tenant_id string, event_date date, person_id string, account_id string, events long, "
         "admin_actions long, collaboration_actions long, features array<string>",
     )
-    dates = [_nth_day(n) for n in range(1, 46)]
+    dates = [day(n) for n in range(1, 46)]
     hierarchy = spark.createDataFrame(
         [(T, d, a, anc) for d in dates for a, anc in (("P", []), ("A", ["P"]), ("B", []))],
         "tenant_id string, as_of_date date, account_id string, ancestors array<string>",
@@ -285,7 +282,7 @@ def test_window_users_of_people_active_on_many_days_match_a_count_by_hand(spark)
     def active(d: dt.date, members: set[str], within: int) -> int:
         """Persons with a day in `members` among the `within` days ending on d."""
         return sum(
-            any(0 <= (d - _nth_day(n)).days < within for a in members for n in accounts.get(a, []))
+            any(0 <= (d - day(n)).days < within for a in members for n in accounts.get(a, []))
             for accounts in activity_days.values()
         )
 

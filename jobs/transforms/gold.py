@@ -108,12 +108,13 @@ def window_users(activity: DataFrame, targets: DataFrame, hierarchy: DataFrame) 
     Each person is reduced to their latest active day ≤ D before counting, so a person seen
     in two sub-accounts or on several days counts once.
     """
-    days = (
+    person_days = (
         _qualifying(activity)
         .select("tenant_id", "event_date", "person_id", "account_id")
         .distinct()
-        .transform(lambda df: counted_until(df, ["tenant_id", "person_id", "account_id"]))
-        .join(F.broadcast(targets), ["tenant_id", "activity_date"], "left_semi")
+    )
+    days = counted_until(person_days, ["tenant_id", "person_id", "account_id"]).join(
+        F.broadcast(targets), ["tenant_id", "activity_date"], "left_semi"
     )
     last_seen = (
         in_scope(days, hierarchy)
