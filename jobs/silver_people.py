@@ -389,8 +389,10 @@ def _stitch(
     based = base.read(ctx, SILVER_IDENTITY_MAP, tenants)
     old_map = empty_map if based is None else _map_nodes(based)
     dirty = base.dirty(tenants)
+    # an interrupted pass may have published a map the base does not know: "now" differs
+    interrupted = bool(dirty) and map_version is not None
     now_map = old_map
-    if dirty and map_version is not None:
+    if interrupted:
         now_map = _map_nodes(read_table(spark, map_path, map_version)).where(tenant_filter)
     raw = (
         read_table(spark, ctx.path(SILVER_IDENTITY_EDGES.name))
@@ -401,11 +403,13 @@ def _stitch(
     touched = edge_diff.select("tenant_id", F.col("src").alias("node")).unionByName(
         edge_diff.where(F.col("dst").isNotNull()).select("tenant_id", F.col("dst").alias("node"))
     )
-    if now_map is not old_map:  # identifiers an interrupted pass moved
+    if interrupted:  # identifiers an interrupted pass moved
         touched = touched.unionByName(
-            _moved(
+            _paired(
                 old_map.where(tenants_predicate(dirty)), now_map.where(tenants_predicate(dirty))
-            ).select("tenant_id", "node")
+            )
+            .where(_moved())
+            .select("tenant_id", "node")
         )
     touched = touched.distinct()
     links = raw.where(F.col("dst").isNotNull())
@@ -455,25 +459,16 @@ def _stitch(
 
     def against(persons: DataFrame) -> DataFrame:
         """Every affected identifier: its person in `persons` (old) and now (new)."""
-        return (
-            persons.join(affected, ["tenant_id", "node"], "left_semi")
-            .withColumnRenamed("person_id", "old_person_id")
-            .join(
-                new_nodes.withColumnRenamed("person_id", "new_person_id"),
-                ["tenant_id", "node"],
-                "full",
-            )
-            .localCheckpoint()
-        )
+        inside = persons.join(affected, ["tenant_id", "node"], "left_semi")
+        return _paired(inside, new_nodes).localCheckpoint()
 
     both = against(old_map)
-    changed = both.where(~F.col("old_person_id").eqNullSafe(F.col("new_person_id")))
+    changed = both.where(_moved())
 
-    if now_map is old_map:
+    if not interrupted:
         _publish_map(ctx, map_path, map_version, changed, new_persons)
     else:  # correct the map from what the interrupted pass left; restate from the base
-        published = against(now_map)
-        unpublished = published.where(~F.col("old_person_id").eqNullSafe(F.col("new_person_id")))
+        unpublished = against(now_map).where(_moved())
         _publish_map(ctx, map_path, map_version, unpublished, new_persons)
         changed = changed.unionByName(unpublished)  # persons the half-written map showed
     superseded = {t: base.runs_since_base[t] for t in dirty}
@@ -520,13 +515,17 @@ def _stitch(
     )
 
 
-def _moved(before: DataFrame, after: DataFrame) -> DataFrame:
-    """Identifiers whose person differs between two maps (present in either)."""
-    return (
-        before.withColumnRenamed("person_id", "p0")
-        .join(after.withColumnRenamed("person_id", "p1"), ["tenant_id", "node"], "full")
-        .where(~F.col("p0").eqNullSafe(F.col("p1")))
+def _paired(before: DataFrame, after: DataFrame) -> DataFrame:
+    """Identifiers of either map (tenant_id, node, person_id) with their person in each:
+    `old_person_id`, `new_person_id` (NULL where a map does not have them)."""
+    return before.withColumnRenamed("person_id", "old_person_id").join(
+        after.withColumnRenamed("person_id", "new_person_id"), ["tenant_id", "node"], "full"
     )
+
+
+def _moved() -> Column:
+    """A row of `_paired` whose identifier changed person (or appeared, or went)."""
+    return ~F.col("old_person_id").eqNullSafe(F.col("new_person_id"))
 
 
 def _publish_map(
