@@ -136,9 +136,25 @@ def too_deep(text: Column, max_depth: int) -> Column:
     return F.when(opens > max_depth, nesting_depth(text) > max_depth).otherwise(F.lit(False))
 
 
+def scalar_type(doc: Column, field: str) -> Column:
+    """JSON type of `doc.field`, for a field meant to hold a scalar: NULL when absent, 'VOID'
+    for JSON null, else `schema_of_variant`'s name, e.g. 'STRING', 'BIGINT', or
+    'OBJECT<…>' / 'ARRAY<…>' for a container.
+
+    One probe instead of `json_type`'s three: a container here is a fault and rare, and the
+    walk it costs is bounded by the line-size and nesting checks done before parsing.
+    """
+    return F.schema_of_variant(F.variant_get(doc, f"$.{field}", "variant"))
+
+
+def string_if(type_col: Column, doc: Column, field: str) -> Column:
+    """`doc.field` as a string when `type_col` (its JSON type) says it is one, else NULL."""
+    return F.when(type_col == "STRING", F.variant_get(doc, f"$.{field}", "string"))
+
+
 def json_string(doc: Column, field: str) -> Column:
     """`doc.field` when it is a JSON string, else NULL."""
-    return F.when(json_type(doc, field) == "STRING", F.variant_get(doc, f"$.{field}", "string"))
+    return string_if(scalar_type(doc, field), doc, field)
 
 
 def is_json_object(doc: Column, field: str) -> Column:
@@ -186,23 +202,22 @@ def parse_raw_events(rules: EventRules) -> Callable[[DataFrame], DataFrame]:
         scalars = (*ID_FIELDS, "type", "timestamp", "schema_version", "tenant_id")
         df = df.select(
             "*",
-            *(json_type(F.col("doc"), f).alias(f"_t_{f}") for f in scalars),
+            *(scalar_type(F.col("doc"), f).alias(f"_t_{f}") for f in scalars),
             *(is_json_object(F.col("doc"), f).alias(f"_o_{f}") for f in OBJECT_FIELDS),
         )
         t = {f: F.col(f"_t_{f}") for f in scalars}
 
-        s = {f: json_string(F.col("doc"), f) for f in (*ID_FIELDS, "type", "timestamp")}
+        strings = (*ID_FIELDS, "type", "timestamp", "tenant_id")
         df = df.select(
             "*",
-            *(s[f].alias(f"_s_{f}") for f in s),
+            *(string_if(t[f], F.col("doc"), f).alias(f"_s_{f}") for f in strings),
             F.when(t["schema_version"].isin(*_INTEGER_TYPES),
                    F.variant_get(F.col("doc"), "$.schema_version", "bigint"))
             .alias("_schema_version"),
-            json_string(F.col("doc"), "tenant_id").alias("_s_tenant_id"),
             json_string(F.col("doc"), "sent_at").alias("_s_sent_at"),
             json_string(F.col("doc"), "received_at").alias("_s_received_at"),
         )  # fmt: skip
-        v = {f: F.col(f"_s_{f}") for f in (*ID_FIELDS, "type", "timestamp", "tenant_id")}
+        v = {f: F.col(f"_s_{f}") for f in strings}
         user_id = blocked_to_null(v["user_id"], rules.blocked_ids)
         anonymous_id = blocked_to_null(v["anonymous_id"], rules.blocked_ids)
         previous_id = blocked_to_null(v["previous_id"], rules.blocked_ids)
@@ -302,7 +317,7 @@ def rejected_rows(parsed: DataFrame) -> DataFrame:
 
 def _obj_int(doc: Column, path: str) -> Column:
     return F.when(
-        json_type(doc, path).isin(*_INTEGER_TYPES), F.variant_get(doc, f"$.{path}", "bigint")
+        scalar_type(doc, path).isin(*_INTEGER_TYPES), F.variant_get(doc, f"$.{path}", "bigint")
     )
 
 
