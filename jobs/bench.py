@@ -4,8 +4,9 @@
     python -m jobs.bench backfill --preset tiny --days 7 [--out bench/work/backfill]
 
 `throughput`: one generated delivery through `lakehouse run` (its own process, as a
-scheduler starts it) and, in the same invocation, a raw-copy baseline: Spark reading the
-same landing lines and writing them as Parquet, no logic. Then the analyst queries of
+scheduler starts it) and, in the same invocation, two raw-copy baselines: Spark reading the
+same landing lines and writing them as Parquet, no logic, once as text (the target's
+baseline) and once through Spark's JSON reader (schema inferred). Then the analyst queries of
 issue 7 on the run's warehouse, each with the files and partitions its scan read. Gives
 wall time per stage group (from the run's ledger row), events per second, the peak
 resident memory of each driver JVM, and the pipeline ÷ raw-copy ratio.
@@ -187,17 +188,24 @@ def stage_group(stage: str) -> str:
     return "silver other"
 
 
-def raw_copy(landing: Path, out: Path) -> None:
-    """The baseline: every landing line of every source read as text and written as
-    Parquet, in a session built exactly as the pipeline's — no parsing, no logic."""
+RAW_READS = ("text", "json")
+
+
+def raw_copy(landing: Path, out: Path, read: str = "text") -> None:
+    """A baseline: every landing file of every source read and written as Parquet, in a
+    session built exactly as the pipeline's, no logic. `read`: "text", each line as a
+    string (no parsing), or "json", Spark's JSON reader with the schema it infers (one pass
+    to infer, one to parse)."""
     from jobs.config import load_settings
     from jobs.spark import build_session
 
+    if read not in RAW_READS:
+        raise ValueError(f"raw copy: read must be one of {RAW_READS}, got {read!r}")
     settings = load_settings(landing=str(landing), warehouse=str(out))
-    spark = build_session(settings, app_name="bench raw copy")
+    spark = build_session(settings, app_name=f"bench raw copy ({read})")
     for source in sorted(p.name for p in landing.iterdir() if not p.name.startswith("_")):
-        lines = spark.read.text(str(landing / source))
-        lines.write.mode("overwrite").parquet(str(out / "raw_copy" / source))
+        rows = getattr(spark.read, read)(str(landing / source))
+        rows.write.mode("overwrite").parquet(str(out / f"raw_copy_{read}" / source))
     spark.stop()
 
 
@@ -211,6 +219,8 @@ def throughput(preset: str, out: Path) -> dict[str, object]:
     day = DEFAULT_START.isoformat()
     raw_seconds, raw_peak = _timed("jobs.bench", "raw-copy", "--landing", str(landing),
                                    "--out", str(out / "raw"))  # fmt: skip
+    json_seconds, json_peak = _timed("jobs.bench", "raw-copy", "--read", "json", "--landing",
+                                     str(landing), "--out", str(out / "raw"))  # fmt: skip
     run_seconds, run_peak = _timed("jobs.cli", "run", "--date", day, "--landing",
                                    str(landing), "--warehouse", str(warehouse))  # fmt: skip
     spark, settings = open_warehouse(str(warehouse))
@@ -227,8 +237,14 @@ def throughput(preset: str, out: Path) -> dict[str, object]:
         "run_seconds": round(run_seconds, 1),
         "raw_copy_seconds": round(raw_seconds, 1),
         "ratio_to_raw_copy": round(run_seconds / raw_seconds, 2),
+        "json_copy_seconds": round(json_seconds, 1),
+        "ratio_to_json_copy": round(run_seconds / json_seconds, 2),
         "events_per_second": round(summary.events_lines / run_seconds),
-        "peak_jvm_rss_mib": {"run": run_peak >> 20, "raw_copy": raw_peak >> 20},
+        "peak_jvm_rss_mib": {
+            "run": run_peak >> 20,
+            "raw_copy": raw_peak >> 20,
+            "json_copy": json_peak >> 20,
+        },
         "stage_group_seconds": {g: round(v, 1) for g, v in groups.items()},
         "stage_seconds": {k: round(v, 2) for k, v in sorted(stages.items())},
         "queries": analyst_queries(spark),
@@ -634,9 +650,11 @@ def markdown(result: dict[str, object]) -> str:
             f"One delivery, {result['event_lines']:,} event lines "
             f"({result['landing_bytes']:,} landing bytes): pipeline {result['run_seconds']} s, "
             f"raw copy {result['raw_copy_seconds']} s — **{result['ratio_to_raw_copy']}×** "
-            f"(target ≤ 4×); {result['events_per_second']:,} events/s; peak driver JVM "
-            f"resident memory {result['peak_jvm_rss_mib']['run']} MiB (raw copy "
-            f"{result['peak_jvm_rss_mib']['raw_copy']} MiB).",
+            f"(target ≤ 4×); through Spark's JSON reader {result['json_copy_seconds']} s — "
+            f"{result['ratio_to_json_copy']}×; {result['events_per_second']:,} events/s; "
+            f"peak driver JVM resident memory {result['peak_jvm_rss_mib']['run']} MiB (raw "
+            f"copy {result['peak_jvm_rss_mib']['raw_copy']} MiB, JSON reader "
+            f"{result['peak_jvm_rss_mib']['json_copy']} MiB).",
             "",
             "| stage group | seconds |",
             "|---|---|",
@@ -727,6 +745,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="cost: deliveries 3..N-2 as one backfill")  # fmt: skip
     parser.add_argument("--out", type=Path, help="work folder (default bench/work/<name>)")
     parser.add_argument("--landing", type=Path, help="raw-copy: the landing to copy")
+    parser.add_argument("--read", choices=RAW_READS, default="text",
+                        help="raw-copy: lines as text, or through Spark's JSON reader")  # fmt: skip
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help=f"folder for the result JSON (default {RESULTS})")  # fmt: skip
     parser.add_argument("--markdown", action="store_true",
@@ -736,7 +756,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.benchmark == "raw-copy":
         if opts.landing is None or not opts.landing.is_dir():
             parser.error(f"raw-copy needs --landing <folder>; got {opts.landing}")
-        raw_copy(opts.landing, out)
+        raw_copy(opts.landing, out, opts.read)
         return 0
     command = " ".join(["python -m jobs.bench", *(argv or sys.argv[1:])])
     result = {"command": command, "machine": machine(),

@@ -75,13 +75,14 @@ def test_markdown_states_the_ratio_against_its_target() -> None:
         "machine": {"cpus": 2, "memory": "24 GB", "python": "3.11", "platform": "Linux"},
         "event_lines": 5000, "landing_bytes": 123456, "run_seconds": 100.0,
         "raw_copy_seconds": 20.0, "ratio_to_raw_copy": 5.0, "events_per_second": 50,
-        "peak_jvm_rss_mib": {"run": 900, "raw_copy": 500},
+        "json_copy_seconds": 40.0, "ratio_to_json_copy": 2.5,
+        "peak_jvm_rss_mib": {"run": 900, "raw_copy": 500, "json_copy": 600},
         "stage_group_seconds": {"bronze": 3.0, "gates": 10.0},
         "queries": [{"query": "q1", "seconds": 0.5, "rows": 7, "files_read": 2,
                      "partitions_read": 2, "files_in_table": 40}],
     }  # fmt: skip
     text = markdown(result)
-    assert "**5.0×** (target ≤ 4×)" in text
+    assert "**5.0×** (target ≤ 4×); through Spark's JSON reader 40.0 s — 2.5×" in text
     assert "| gates | 10.0 |" in text
     assert "| q1 | 0.5 | 7 | 2 (40) | 2 |" in text
 
