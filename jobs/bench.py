@@ -469,11 +469,20 @@ def cost_rerun(out: Path, days: list[dt.date]) -> dict[str, object]:
                      **stitching(log.read_text(encoding="utf-8"))})  # fmt: skip
     return {
         "benchmark": "cost-rerun",
-        "preset": "kept",
+        "preset": _landing_preset(landing),
         "work": str(out),
         "runs": runs,
         "last_over_first": round(runs[-1]["seconds"] / runs[0]["seconds"], 2),
     }
+
+
+def _landing_preset(landing: Path) -> str:
+    """The preset a generated landing folder was written with (its `_truth/summary.json`)."""
+    summary = landing / "_truth" / "summary.json"
+    try:
+        return str(json.loads(summary.read_text(encoding="utf-8"))["preset"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"cost-rerun: no preset in {summary} ({exc})") from exc
 
 
 def _newest(folder: Path) -> Path:

@@ -12,6 +12,7 @@ import pytest
 from jobs.bench import (
     PeakJvmMemory,
     _descendants,
+    _landing_preset,
     _scan_metrics,
     files_per_partition,
     markdown,
@@ -157,3 +158,12 @@ def test_the_cost_harness_runs_end_to_end_on_one_tiny_day(tmp_path) -> None:
     after = result["small_files_after"]["gold.account_daily"]
     assert after["partitions"] > 0 and after["files_per_partition_max"] <= 2
     assert "gold.account_daily" in markdown(result)
+
+
+def test_a_rerun_names_the_preset_its_history_was_generated_with(tmp_path) -> None:
+    truth = tmp_path / "_truth"
+    truth.mkdir()
+    with pytest.raises(ValueError, match=r"_truth/summary\.json"):
+        _landing_preset(tmp_path)
+    (truth / "summary.json").write_text(json.dumps({"preset": "small", "days": 30}))
+    assert _landing_preset(tmp_path) == "small"
