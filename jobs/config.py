@@ -262,7 +262,6 @@ class QualityConf:
     params: dict[str, float]  # thresholds the suites refer to as ${name} / $PARAMETER
     severity: dict[str, str] = field(default_factory=dict)  # "table:rule" → fail | warn
     trailing_deliveries: int = 7
-    result_format: str = "SUMMARY"
     data_docs: bool = True
 
     def suites_path(self) -> Path:
@@ -441,8 +440,6 @@ def _check(obj: Any, path: Path) -> None:
                 raise ConfigError(f"{path}: severity.{key}: name a rule as 'layer.table:rule'")
         if obj.trailing_deliveries < 1:
             raise ConfigError(f"{path}: trailing_deliveries: must be >= 1")
-        if obj.result_format not in ("BOOLEAN_ONLY", "BASIC", "SUMMARY"):
-            raise ConfigError(f"{path}: result_format: one of BOOLEAN_ONLY, BASIC, SUMMARY")
         if not obj.suites_path().is_dir():
             raise ConfigError(f"{path}: suites_dir: {obj.suites_path()} is not a directory")
     elif isinstance(obj, Taxonomy):

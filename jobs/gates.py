@@ -3,7 +3,8 @@
 Every silver and gold write of a run goes through `Gatekeeper.publish`:
 
 1. rows and partitions of tenants already blocked in this run are left out;
-2. the slice is cached and validated once against the table's suite (`jobs.quality`);
+2. the slice is cached and validated once against the table's suite (`jobs.quality`: one
+   Spark job measures every rule for every tenant; Great Expectations gives the verdicts);
 3. a tenant whose rows break a `fail` rule is blocked: its rows are left out of this write,
    every earlier write of the run is undone for it (its partitions restored from the
    version before the write), and it is left out of every later write of the run;
@@ -91,9 +92,6 @@ class Gatekeeper:
         gated = self.validator.has_suite(spec.name)
         if gated:  # computed once: validated, then written from the cache
             df = df.persist(StorageLevel.MEMORY_AND_DISK)
-            rows = df.count()
-            self.rows_validated[spec.name] = self.rows_validated.get(spec.name, 0) + rows
-            gated = rows > 0  # a write that only removes rows has nothing to check
         try:
             if gated:
                 self.check(spec.name, df)
@@ -125,10 +123,14 @@ class Gatekeeper:
             outcomes = self.validator.validate(table, df, self.delivery_date)
         self.seconds += time.perf_counter() - started
         self.outcomes += outcomes
+        self.rows_validated[table] = self.rows_validated.get(table, 0) + sum(
+            self.validator.rows_seen.values()
+        )
         for o in outcomes:
-            if not o.success and o.tenant_id is None:
+            if not o.success and (o.tenant_id is None or o.severity == "warn"):
                 log = self.ctx.log.error if o.severity == "fail" else self.ctx.log.warning
-                log("gate %s: rule %s (%s) failed: %s", table, o.rule, o.severity, o.observed)
+                log("gate %s: rule %s (%s) failed for %s: %s", table, o.rule, o.severity,
+                    o.tenant_id or "all tenants", o.observed)  # fmt: skip
         failing: dict[str, list[Outcome]] = {}
         for o in outcomes:
             if not o.success and o.severity == "fail" and o.tenant_id is not None:
@@ -212,10 +214,14 @@ class Gatekeeper:
     # ------------------------------------------------------------------ outcome
 
     def unrecorded(self) -> list[Outcome]:
-        """Outcomes not yet handed to the ledger (each is handed over once)."""
+        """Outcomes not yet handed to the ledger (each is handed over once), as Great
+        Expectations confirms them (`Validator.confirm`: one validation per hand-over)."""
         new = self.outcomes[self._recorded :]
         self._recorded = len(self.outcomes)
-        return new
+        if not new:
+            return []
+        with self.ctx.stage("gate verdicts"):
+            return self.validator.confirm(new)
 
     def failure(self) -> GateFailed | None:
         if not self.blocked:
@@ -261,12 +267,7 @@ def recheck(ctx: RunContext, layer: str, day: dt.date, tenants: Sequence[str]) -
         df = df.where(tenants_predicate(tenants))
         if len(spec.partition_by) > 1:
             df = df.where(F.col(spec.partition_by[1]) == F.lit(day))
-        df = df.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            if not df.isEmpty():
-                gates.check(spec.name, df)
-        finally:
-            df.unpersist()
+        gates.check(spec.name, df)  # one Spark job; an empty slice gets no verdicts
     if layer == "silver":
         stats = read_table(ctx.spark, ctx.path(OPS_DELIVERY_STATS.name))
         if stats is not None:
@@ -279,4 +280,4 @@ def recheck(ctx: RunContext, layer: str, day: dt.date, tenants: Sequence[str]) -
             )
             lines = {r.tenant_id: (int(r.s.landed_lines), int(r.s.rejected)) for r in latest}
             gates.check_delivery(day, lines)
-    return gates.outcomes
+    return gates.unrecorded()

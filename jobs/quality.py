@@ -16,31 +16,37 @@ overrides in `conf/quality.yaml`. A rule is one Great Expectations expectation:
 `expect: unexpected_rows` takes a Spark SQL `query` returning the offending rows, where
 `{batch}` is the slice, `{layer.table}` a published table and `${name}` a threshold.
 
-`Validator.validate` checks a slice once, as a whole, through a Great Expectations file
-context under `<warehouse>/_quality` (so results feed the Data Docs). Only when a `fail`
-rule breaks does it ask which tenants break it, by validating the failing expectations on
-each tenant's rows: the normal path costs one validation per table and run.
+`Validator.validate` measures a slice once for every rule and tenant in one Spark job
+(`jobs.transforms.quality`), then Great Expectations validates the per-tenant frame of
+those measures through a file context under `<warehouse>/_quality` (its results feed the
+Data Docs): every rule gets a verdict per tenant, whatever the number of rules or tenants.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
+import json
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from jobs.config import SEVERITIES, ConfigError, QualityConf, Settings
 
 GX_SEVERITY = {"fail": "critical", "warn": "warning"}
 UNEXPECTED_ROWS = "unexpected_rows"
+SCHEMA_RULE = "table_columns_to_match_set"
+METRICS_SOURCE = "tenant_metrics"  # the GX pandas data source of the per-tenant frames
+GATES_ASSET = "gates"  # its one asset: a row per (check, tenant), a column per rule
+GATES_SUITE = "lakehouse.gates"  # every rule of every suite, as `table:rule` = 0
 _TABLE_REF = re.compile(r"\{([a-z_]+\.[a-z_]+)\}")
 _PARAM_REF = re.compile(r"\$\{([a-z_]+)\}")
 _RULE_KEYS = {"rule", "expect", "severity", "description", "columns", "query"}
@@ -84,6 +90,8 @@ class Outcome:
     observed: str
     tenant_id: str | None = None
     delivery_date: dt.date | None = None
+    unexpected: int = 0  # the rows of the tenant that break the rule (what GX checks is 0)
+    check: int = 0  # which validation of the run (a table may be checked more than once)
 
     def describe(self) -> str:
         who = f"tenant {self.tenant_id}" if self.tenant_id else "all tenants"
@@ -184,39 +192,67 @@ def _sql_literal(value: Any) -> str:
     return repr(float(value)) if isinstance(value, float) else str(value)
 
 
-def _observed(result: Mapping[str, Any]) -> str:
-    """A short human reading of a GX result (observed value or unexpected rows)."""
-    rows = (result.get("details") or {}).get("unexpected_rows")
-    if rows:
-        first = ", ".join(f"{k}={v}" for k, v in rows[0].items())
-        return f"{len(rows)} row(s), e.g. {first}"
-    if "observed_value" in result and result["observed_value"] is not None:
-        value = result["observed_value"]
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        text = str(value)
-        return text if len(text) <= 200 else text[:197] + "..."
-    if "unexpected_count" in result:
-        count = result.get("unexpected_count") or 0
-        total = result.get("element_count")
-        examples = [str(v) for v in (result.get("partial_unexpected_list") or [])[:3]]
-        text = f"{count} unexpected" + (f" of {total} rows" if total is not None else "")
-        return text + (f", e.g. {', '.join(examples)}" if examples and count else "")
-    return ""
+def _observed(rule: Rule, unexpected: int, rows: int, example: str | None) -> str:
+    """A short human reading of a rule's measure on one tenant's rows."""
+    if rule.expect == SCHEMA_RULE:
+        return f"columns {example}"
+    if rule.expect == UNEXPECTED_ROWS:
+        if not unexpected or not example:
+            return f"{unexpected} row(s)"
+        try:
+            first = ", ".join(f"{k}={v}" for k, v in json.loads(example).items())
+        except ValueError:
+            first = example
+        text = f"{unexpected} row(s), e.g. {first}"
+    else:
+        text = f"{unexpected} unexpected of {rows} rows"
+        if unexpected and example:
+            text += f", e.g. {example}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def gxe_between(rule: Rule) -> Any:
+    """The expectation GX checks for `rule` on the per-tenant frame: its column `table:rule`
+    (the rule's unexpected rows per check and tenant; empty where the row is another
+    table's) is 0. Meta and description carry the rule as written."""
+    import great_expectations.expectations as gxe
+
+    return gxe.ExpectColumnValuesToBeBetween(
+        column=rule.key,
+        min_value=0,
+        max_value=0,
+        severity=GX_SEVERITY[rule.severity],
+        meta={
+            "rule": rule.name,
+            "severity": rule.severity,
+            "expectation": rule.expectation_type,
+            "arguments": {k: str(v) for k, v in rule.kwargs.items()},
+        },
+        description=f"{rule.expectation_type}: {rule.description}"
+        if rule.description
+        else rule.expectation_type,
+    )
 
 
 @dataclass
 class Validator:
-    """One Great Expectations file context per run; validates slices against the suites."""
+    """One Great Expectations file context per run; validates slices against the suites.
+
+    A slice is measured per tenant in one Spark job (`jobs.transforms.quality`: every rule's
+    unexpected rows per tenant), and Great Expectations validates that small per-tenant
+    frame: each rule is an expectation that its column of unexpected rows is 0, with the
+    tenant as the index, so every rule gets a verdict per tenant in GX's validation results,
+    the Data Docs and `ops.quality_results`."""
 
     settings: Settings
     run_name: str
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("lakehouse"))
     suites: dict[str, tuple[Rule, ...]] = field(init=False)
-    result_keys: list[Any] = field(default_factory=list)
     _context: Any = None
-    _batches: dict[str, Any] = field(default_factory=dict)
-    _definitions: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    _validation: Any = None
+    _checks: int = 0
+    rows_seen: dict[str | None, int] = field(default_factory=dict)  # the last slice's, per tenant
+    _views: int = 0
 
     def __post_init__(self) -> None:
         self.suites = load_suites(self.settings.quality)
@@ -237,168 +273,210 @@ class Validator:
             self.root.mkdir(parents=True, exist_ok=True)
             self._context = gx.get_context(mode="file", project_root_dir=str(self.root))
             self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
-            self._source = self._context.data_sources.add_or_update_spark("lakehouse")
+            self._source = self._context.data_sources.add_or_update_pandas(METRICS_SOURCE)
         return self._context
 
-    def _batch_definition(self, table: str) -> Any:
-        if table not in self._batches:
-            self._gx()
+    def _definition(self) -> Any:
+        """The run's one validation definition: every rule of every suite, as a column of
+        the per-tenant frame (`table:rule`), checked to be 0."""
+        if self._validation is None:
+            import great_expectations as gx
+
+            context = self._gx()
             try:
-                asset = self._source.get_asset(table)
+                asset = self._source.get_asset(GATES_ASSET)
             except LookupError:
-                asset = self._source.add_dataframe_asset(table)
+                asset = self._source.add_dataframe_asset(GATES_ASSET)
             try:
-                self._batches[table] = asset.get_batch_definition("slice")
+                batch = asset.get_batch_definition("tenants")
             except KeyError:
-                self._batches[table] = asset.add_batch_definition_whole_dataframe("slice")
-        return self._batches[table]
-
-    def _expectation(self, rule: Rule, delivery_date: dt.date | None, detail: bool = False) -> Any:
-        """The GX expectation of `rule`; `detail`: SQL rules keep their offending rows."""
-        cls = expectation_class(rule.expect)
-        kwargs = dict(rule.kwargs)
-        if detail and rule.expect == UNEXPECTED_ROWS:
-            kwargs["result_format"] = "COMPLETE"  # ≤ 200 rows; the queries return per tenant
-        if rule.expect == UNEXPECTED_ROWS:
-            query = _TABLE_REF.sub(
-                lambda m: f"delta.`{self.settings.table_path(m.group(1))}`",
-                kwargs["unexpected_rows_query"],
+                batch = asset.add_batch_definition_whole_dataframe("tenants")
+            expectations = [gxe_between(r) for rules in self.suites.values() for r in rules]
+            digest = hashlib.sha256(
+                json.dumps([e.configuration.to_json_dict() for e in expectations],
+                           sort_keys=True, default=str).encode()
+            ).hexdigest()  # fmt: skip
+            try:  # the stored suite, when the rules have not changed since it was stored
+                stored = context.validation_definitions.get(GATES_SUITE)
+                if stored.suite.meta.get("rules_sha256") == digest:
+                    self._validation = stored
+                    return stored
+            except Exception:  # none stored yet, or stored by another layout: store anew
+                pass
+            # updating a stored suite rule by rule is slow in GX: replace it whole
+            for store in (context.validation_definitions, context.suites):
+                with contextlib.suppress(Exception):
+                    store.delete(GATES_SUITE)
+            suite = gx.ExpectationSuite(name=GATES_SUITE, meta={"rules_sha256": digest})
+            for expectation in expectations:
+                suite.add_expectation(expectation)
+            suite = context.suites.add(suite)
+            self._validation = context.validation_definitions.add(
+                gx.ValidationDefinition(name=GATES_SUITE, data=batch, suite=suite)
             )
-            values = {
-                **self.settings.quality.params,
-                "delivery_date": delivery_date,
-                "health_healthy": self.settings.health.bands.healthy,
-                "health_watch": self.settings.health.bands.watch,
-            }
-            kwargs["unexpected_rows_query"] = _PARAM_REF.sub(
-                lambda m: _sql_literal(values[m.group(1)]), query
+        return self._validation
+
+    def _query(self, rule: Rule, view: str, delivery_date: dt.date | None) -> str:
+        """An `unexpected_rows` rule's SQL over the view `view`, with tables and thresholds
+        filled in."""
+        query = rule.kwargs["unexpected_rows_query"].replace("{batch}", view)
+        query = _TABLE_REF.sub(lambda m: f"delta.`{self.settings.table_path(m.group(1))}`", query)
+        values = {
+            **self.settings.quality.params,
+            "delivery_date": delivery_date,
+            "health_healthy": self.settings.health.bands.healthy,
+            "health_watch": self.settings.health.bands.watch,
+        }
+        return _PARAM_REF.sub(lambda m: _sql_literal(values[m.group(1)]), query)
+
+    def measure(
+        self, rules: Sequence[Rule], df: DataFrame, delivery_date: dt.date | None
+    ) -> tuple[dict[str | None, int], dict[tuple[str, str | None], tuple[int, str | None]]]:
+        """The slice's rows per tenant, and per (rule, tenant) its unexpected rows and one
+        example, in one Spark job (rules the slice cannot break for a tenant are absent)."""
+        from jobs.transforms import quality as q
+
+        params = self.settings.quality.params
+        row_rules = [(r.name, r.expect, r.kwargs) for r in rules if r.expect in q.ROW_RULES]
+        unique = [
+            (
+                r.name,
+                list(r.kwargs["column_list"]),
+                r.kwargs.get("ignore_row_if", "all_values_are_missing"),
             )
-        meta = {"rule": rule.name, "severity": rule.severity}
-        return cls(
-            **kwargs,
-            severity=GX_SEVERITY[rule.severity],
-            meta=meta,
-            description=rule.description or None,
-        )
-
-    def _suite(
-        self,
-        table: str,
-        rules: Iterable[Rule],
-        delivery_date: dt.date | None,
-        detail: bool = False,
-    ) -> Any:
-        import great_expectations as gx
-
-        suite = gx.ExpectationSuite(name=table)
-        for rule in rules:
-            suite.add_expectation(self._expectation(rule, delivery_date, detail))
-        return suite
+            for r in rules
+            if r.expect == q.UNIQUE_RULE
+        ]
+        parts = [q.row_rule_counts(df, row_rules, params)]
+        if unique:
+            parts.append(q.duplicate_counts(df, unique))
+        sql = [r for r in rules if r.expect == UNEXPECTED_ROWS]
+        if sql:
+            self._views += 1
+            view = f"_gate_{re.sub(r'[^a-z0-9]', '_', self.run_name.lower())}_{self._views}"
+            df.createOrReplaceTempView(view)
+            parts.append(
+                q.sql_counts(
+                    [
+                        (r.name, df.sparkSession.sql(self._query(r, view, delivery_date)))
+                        for r in sql
+                    ]
+                )
+            )
+        measured = parts[0]
+        for p in parts[1:]:
+            measured = measured.unionByName(p)
+        try:
+            found = measured.collect()  # a row per rule and tenant: small
+        finally:
+            if sql:
+                df.sparkSession.catalog.dropTempView(view)
+        rows: dict[str | None, int] = {}
+        counts: dict[tuple[str, str | None], tuple[int, str | None]] = {}
+        for r in found:
+            if r.rule == "":
+                rows[r.tenant_id] = int(r.unexpected)
+            else:
+                counts[(r.rule, r.tenant_id)] = (int(r.unexpected), r.example)
+        return rows, counts
 
     def validate(
         self, table: str, df: DataFrame, delivery_date: dt.date | None = None
     ) -> list[Outcome]:
-        """The suite's verdict on `df`: one Outcome per rule, then for each broken `fail`
-        rule one Outcome per tenant of `df` that breaks it.
+        """The suite's verdict on `df`: one Outcome per rule and tenant of `df`.
 
-        The first pass asks only pass/fail (conf `result_format`, BOOLEAN_ONLY by default:
-        the fewest Spark jobs). Rules that fail are validated again with SUMMARY detail
-        (observed values, offending tenants) as a suite of their own, `<table>.failed`, so
-        the Data Docs show what broke."""
-        rules = {r.name: r for r in self.suites.get(table, ())}
+        Rows without a tenant (a NULL `tenant_id`) cannot be blamed on one tenant: what they
+        break, every tenant of the slice breaks. A slice with no tenant at all gets verdicts
+        with `tenant_id` None."""
+        rules = self.suites.get(table, ())
         if not rules:
             return []
-        result = self._run(table, list(rules.values()), df, delivery_date,
-                           self.settings.quality.result_format)  # fmt: skip
-        outcomes = {o.rule: o for o in (self._outcome(table, r, delivery_date) for r in result)}
-        failed = [rules[name] for name, o in outcomes.items() if not o.success]
-        if failed and self.settings.quality.result_format != "SUMMARY":
-            detail = self._run(f"{table}.failed", failed, df, delivery_date, "SUMMARY")
-            for r in detail:
-                o = self._outcome(table, r, delivery_date)
-                outcomes[o.rule] = o
-        found = list(outcomes.values())
-        broken = [rules[o.rule] for o in found if not o.success and o.severity == "fail"]
-        if broken:
-            found += self._by_tenant(table, df, broken, delivery_date)
-        return found
+        rows, counts = self.measure(rules, df, delivery_date)
+        self.rows_seen = rows
+        if not rows:  # a write that only removes rows has nothing to check
+            return []
+        tenants: list[str | None] = sorted(t for t in rows if t is not None) or [None]
+        columns_rule = {r.name: sorted(df.columns) for r in rules if r.expect == SCHEMA_RULE}
 
-    def _run(
-        self,
-        name: str,
-        rules: Sequence[Rule],
-        df: DataFrame,
-        delivery_date: dt.date | None,
-        result_format: str,
-    ) -> list[Any]:
-        """Validate `df` with `rules` as the stored suite `name`; results go to the store."""
-        import great_expectations as gx
+        def unexpected(rule: Rule, tenant: str | None) -> tuple[int, str | None]:
+            if rule.name in columns_rule:
+                expected = set(rule.kwargs["column_set"])
+                actual = set(columns_rule[rule.name])
+                exact = rule.kwargs.get("exact_match", True)
+                broken = actual != expected if exact else not expected <= actual
+                return int(broken), ", ".join(columns_rule[rule.name])
+            n, example = counts.get((rule.name, tenant), (0, None))
+            if tenant is not None and (rule.name, None) in counts:
+                orphan, orphan_example = counts[(rule.name, None)]
+                n, example = n + orphan, example or orphan_example
+            return n, example
+
+        self._checks += 1
+        outcomes = []
+        for rule in rules:
+            for tenant in tenants:
+                n, example = unexpected(rule, tenant)
+                outcomes.append(
+                    Outcome(
+                        table=table,
+                        rule=rule.name,
+                        expectation=rule.expectation_type,
+                        severity=rule.severity,
+                        success=n == 0,
+                        observed=_observed(rule, n, rows.get(tenant, 0), example),
+                        tenant_id=tenant,
+                        delivery_date=delivery_date,
+                        unexpected=n,
+                        check=self._checks,
+                    )
+                )
+        return outcomes
+
+    def confirm(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """Great Expectations' verdicts on `outcomes` (measured by `validate`), in one
+        validation stored under the run's name: a row per check and tenant, a column per
+        rule. GX must agree with the verdict each gate acted on; a disagreement is a bug in
+        the measures and fails the run."""
+        import great_expectations as gx  # noqa: F401  (GX must be importable)
+        import pandas as pd
         from great_expectations.core.run_identifier import RunIdentifier
 
-        context = self._gx()
-        key = (name, tuple(r.name for r in rules), delivery_date)
-        definition = self._definitions.get(key)
-        if definition is None:  # stored once per run (and delivery, for date-bound SQL)
-            table = name.removesuffix(".failed")
-            suite = context.suites.add_or_update(self._suite(name, rules, delivery_date))
-            definition = context.validation_definitions.add_or_update(
-                gx.ValidationDefinition(name=name, data=self._batch_definition(table), suite=suite)
-            )
-            if not name.endswith(".failed"):  # those vary with what failed: not reused
-                self._definitions[key] = definition
-        fmt: dict[str, Any] = {"result_format": result_format}
-        if result_format != "BOOLEAN_ONLY":
-            fmt["unexpected_index_column_names"] = ["tenant_id"]
-        result = definition.run(
-            batch_parameters={"dataframe": df},
-            expectation_parameters=dict(self.settings.quality.params),
-            result_format=fmt,
+        if not outcomes:
+            return []
+        rows: dict[tuple[int, str | None], dict[str, Any]] = {}
+        for o in outcomes:
+            first = {"check": o.check, "table": o.table, "tenant_id": o.tenant_id}
+            row = rows.setdefault((o.check, o.tenant_id), first)
+            row[f"{o.table}:{o.rule}"] = o.unexpected
+        keys = [r.key for rules in self.suites.values() for r in rules]
+        frame = pd.DataFrame(list(rows.values())).reindex(
+            columns=["check", "table", "tenant_id", *keys]
+        )
+        result = self._definition().run(
+            batch_parameters={"dataframe": frame},
+            result_format={
+                "result_format": "COMPLETE",
+                "unexpected_index_column_names": ["check", "tenant_id"],
+            },
             run_id=RunIdentifier(run_name=self.run_name),
         )
-        return list(result.results)
-
-    def _outcome(
-        self, table: str, r: Any, delivery_date: dt.date | None, tenant: str | None = None
-    ) -> Outcome:
-        config = r.expectation_config
-        meta = config.meta or {}
-        observed = (
-            "error: " + str(r.exception_info.get("exception_message"))[:300]
-            if (r.exception_info and r.exception_info.get("raised_exception"))
-            else _observed(r.result or {})
-        )
-        return Outcome(
-            table=table,
-            rule=meta.get("rule", config.type),
-            expectation=config.type,
-            severity=meta.get("severity", "fail"),
-            success=bool(r.success),
-            observed=observed,
-            tenant_id=tenant,
-            delivery_date=delivery_date,
-        )
-
-    def _by_tenant(
-        self, table: str, df: DataFrame, rules: Sequence[Rule], delivery_date: dt.date | None
-    ) -> list[Outcome]:
-        tenants = sorted(r.tenant_id for r in df.select("tenant_id").distinct().collect())
-        batch_definition = self._batch_definition(table)
-        outcomes = []
-        for tenant in tenants:
-            batch = batch_definition.get_batch(
-                batch_parameters={"dataframe": df.where(F.col("tenant_id") == tenant)}
-            )
-            result = batch.validate(
-                self._suite(f"{table}.{tenant}", rules, delivery_date, detail=True),
-                expectation_parameters=dict(self.settings.quality.params),
-                result_format="BASIC",
-            )
-            outcomes += [
-                self._outcome(table, r, delivery_date, tenant)
-                for r in result.results
-                if not r.success
-            ]
-        return outcomes
+        failing: set[tuple[str, int, str | None]] = set()
+        for r in result.results:
+            key = r.expectation_config.kwargs["column"]
+            if r.exception_info and r.exception_info.get("raised_exception"):
+                raise RuntimeError(
+                    f"gate rule {key}: Great Expectations could not check it: "
+                    f"{r.exception_info.get('exception_message')}"
+                )
+            for i in (r.result or {}).get("unexpected_index_list") or []:
+                failing.add((key, int(i["check"]), i["tenant_id"]))
+        for o in outcomes:
+            if o.success == ((f"{o.table}:{o.rule}", o.check, o.tenant_id) in failing):
+                raise RuntimeError(
+                    f"gate {o.table}: Great Expectations and the gate disagree on rule "
+                    f"{o.rule} for tenant {o.tenant_id} ({o.unexpected} unexpected rows)"
+                )
+        return list(outcomes)
 
     def build_data_docs(self) -> str | None:
         """Render this run's validation results (and the index) into the Data Docs site;

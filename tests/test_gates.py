@@ -333,11 +333,19 @@ def test_a_tenant_sending_half_malformed_lines_is_blocked_and_the_others_publish
     assert len(runs) == 1 and runs[0].blocked_tenants == [BAD]
     assert runs[0].data_docs and runs[0].data_docs == result.data_docs
     index = Path(result.data_docs.removeprefix("file://"))
-    assert index.is_file() and "silver.events" in index.read_text(encoding="utf-8")
+    assert index.is_file() and "lakehouse.gates" in index.read_text(encoding="utf-8")
+    pages = list((index.parent / "validations").rglob(f"{result.run_id}/*/*.html"))
+    text = " ".join(p.read_text(encoding="utf-8") for p in pages)
+    assert f"{DELIVERY_PROFILE}:rejected_share" in text and "silver.events:" in text
+    assert BAD in text  # the failing tenant, as GX's unexpected index
     verdicts = read_table(spark, settings.table_path("ops.quality_results")).where(
         (F.col("run_id") == result.run_id) & (F.col("tenant_id") == BAD)).collect()  # fmt: skip
-    assert [(v.table_name, v.rule, v.success) for v in verdicts] == [
-        (DELIVERY_PROFILE, "rejected_share", False)
+    # verdicts for its bronze and its delivery profile, none after it: the tenant was blocked
+    assert {v.table_name for v in verdicts if not v.table_name.startswith("bronze.")} == {
+        DELIVERY_PROFILE
+    }
+    assert [(v.rule, v.success) for v in verdicts if v.severity == "fail"] == [
+        ("rejected_share", False)
     ]
     assert json.dumps(runs[0].gate_failures)  # plain strings
 
