@@ -29,8 +29,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install -q -p $(BIN)/python --no-deps -e .
 	touch $@
 
-jars: $(JARS_STAMP)  ## Resolve Delta's jars from Maven Central into .cache/jars
-$(JARS_STAMP): $(STAMP) conf/lakehouse.yaml
+jars: $(JARS_STAMP)  ## Resolve Delta's jars from Maven Central into .cache/jars; compile jvm/src
+$(JARS_STAMP): $(STAMP) conf/lakehouse.yaml $(wildcard jvm/src/lakehouse/*/*.java)
 	$(BIN)/python -m jobs.jars resolve && touch $@
 
 $(ASSETS_STAMP): $(STAMP) jobs/docs_assets.py  # CSS/JS the Data Docs pages use, from the npm registry

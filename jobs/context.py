@@ -19,6 +19,9 @@ from jobs.config import Settings
 if TYPE_CHECKING:
     from jobs.gates import Gatekeeper
 
+# what `RunContext.stage` counts of each stage's Spark work, in `lakehouse.spark.JobCounter`'s order
+SPARK_WORK = ("jobs", "stages", "tasks", "shuffle_read_bytes", "shuffle_write_bytes")
+
 
 def new_run_id(now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now(dt.UTC)
@@ -72,12 +75,16 @@ class RunContext:
 
     timings: dict[str, float] = field(default_factory=dict)
     spark_jobs: dict[str, int] = field(default_factory=dict)
+    # per stage name: Spark jobs, stages, tasks, shuffle bytes read and written (SPARK_WORK)
+    spark_work: dict[str, dict[str, int]] = field(default_factory=dict)
     restated_partitions: int = 0
     _gates: Gatekeeper | None = field(default=None, repr=False)
+    _counter: object | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # every Delta commit of the run carries its id (DESCRIBE HISTORY, `lakehouse partitions`)
         self.spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", self.run_id)
+        self._listen()
 
     @property
     def gates(self) -> Gatekeeper:
@@ -91,11 +98,59 @@ class RunContext:
     def path(self, table: str) -> str:
         return self.settings.table_path(table)
 
+    def _listen(self) -> None:
+        """Install the project's job counter (`lakehouse.spark.JobCounter`, built by
+        `make setup`) on the session, once, before any job is to be counted."""
+        if self._counter is None:
+            try:
+                jvm = self.spark.sparkContext._jvm
+                self._counter = jvm.lakehouse.spark.JobCounter.install(
+                    self.spark.sparkContext._jsc.sc()
+                )
+            except Exception:  # the class is not on the driver's class path
+                self._counter = False
+
+    def _work_of(self, group: str) -> dict[str, int]:
+        """The Spark work of a job group: exact from the project's listener; without it,
+        jobs only, from the status tracker (which forgets jobs past
+        `spark.ui.retainedJobs`)."""
+        self._listen()
+        if self._counter:
+            counts = self._counter.take(group, 10_000)
+            return {key: int(counts[i]) for i, key in enumerate(SPARK_WORK)}
+        jobs = len(self.spark.sparkContext.statusTracker().getJobIdsForGroup(group))
+        return {"jobs": jobs}
+
+    OUTSIDE_STAGES = "outside stages"
+
+    def start_run_group(self) -> None:
+        """Run the jobs outside every stage (ledger writes, look-ups) under the run's own job
+        group, so that `take_run_group` can count them."""
+        self.spark.sparkContext.setJobGroup(f"{self.run_id}:run", self.command)
+
+    def take_run_group(self) -> None:
+        """Add the Spark work of the run's own job group (see `start_run_group`) as the
+        pseudo-stage "outside stages"; counted again from zero after each call."""
+        work = self._work_of(f"{self.run_id}:run")
+        total = self.spark_work.setdefault(self.OUTSIDE_STAGES, dict.fromkeys(SPARK_WORK, 0))
+        for key, value in work.items():
+            total[key] += value
+        self.spark_jobs[self.OUTSIDE_STAGES] = total["jobs"]
+
+    def total_work(self) -> dict[str, int]:
+        """The run's Spark work so far, every stage and the jobs outside them added up."""
+        total = dict.fromkeys(SPARK_WORK, 0)
+        for work in self.spark_work.values():
+            for key, value in work.items():
+                total[key] += value
+        return total
+
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time a stage and count its Spark jobs; both add up per name (`timings`,
-        `spark_jobs`) and go to the debug log. The stage's jobs run under a job group named
-        after the run and stage, so the Spark UI groups them the same way."""
+        """Time a stage and count its Spark work (jobs, stages, tasks, shuffle bytes); both
+        add up per name (`timings`, `spark_jobs`, `spark_work`) and go to the debug log.
+        The stage's jobs run under a job group named after the run and stage, so the Spark
+        UI groups them the same way; a nested stage's jobs are its own, not the outer's."""
         sc = self.spark.sparkContext
         outer = sc.getLocalProperty("spark.jobGroup.id")
         group = f"{self.run_id}:{name}:{len(self.timings)}:{time.monotonic_ns()}"
@@ -105,11 +160,17 @@ class RunContext:
             yield
         finally:
             elapsed = time.perf_counter() - start
-            jobs = len(sc.statusTracker().getJobIdsForGroup(group))
             if outer is not None:
                 sc.setJobGroup(outer, outer)
             else:
                 sc.setLocalProperty("spark.jobGroup.id", None)
+            work = self._work_of(group)
+            total = self.spark_work.setdefault(name, dict.fromkeys(SPARK_WORK, 0))
+            for key, value in work.items():
+                total[key] += value
             self.timings[name] = self.timings.get(name, 0.0) + elapsed
-            self.spark_jobs[name] = self.spark_jobs.get(name, 0) + jobs
-            self.log.debug("stage %s took %.2fs in %d Spark jobs", name, elapsed, jobs)
+            self.spark_jobs[name] = self.spark_jobs.get(name, 0) + work["jobs"]
+            detail = ", ".join(f"{k} {v}" for k, v in work.items())
+            self.log.debug(
+                "stage %s took %.2fs in %d Spark jobs (%s)", name, elapsed, work["jobs"], detail
+            )

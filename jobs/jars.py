@@ -7,6 +7,10 @@ put older copies of jackson, hadoop-client and parquet next to Spark's own).
 
 The session builder (`jobs.spark`) then passes the local files as `spark.jars`: no network
 at run time, and the same files can be copied to an air-gapped cluster (`delta.jars_dir`).
+
+`resolve` also compiles `jvm/src` into `.cache/jvm/lakehouse-jvm.jar` when a JDK is on PATH:
+Hadoop's local file system without a child process per file (`lakehouse.hadoop`) and the
+listener that counts Spark jobs per pipeline stage (`lakehouse.spark.JobCounter`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 from jobs.config import PROJECT_DIR, DeltaConf, PipelineConf, load_file
@@ -23,6 +28,12 @@ from jobs.config import PROJECT_DIR, DeltaConf, PipelineConf, load_file
 CACHE_DIR = PROJECT_DIR / ".cache"
 JARS_DIR = CACHE_DIR / "jars"
 STAMP = JARS_DIR / ".resolved"
+JVM_SOURCES = PROJECT_DIR / "jvm" / "src"
+JVM_JAR = CACHE_DIR / "jvm" / "lakehouse-jvm.jar"
+LOCAL_FS_CLASSES = {  # Hadoop setting → our class, for file:// paths of a local session
+    "spark.hadoop.fs.file.impl": "lakehouse.hadoop.NoForkLocalFileSystem",
+    "spark.hadoop.fs.AbstractFileSystem.file.impl": "lakehouse.hadoop.NoForkLocalFs",
+}
 _SPARK_JAR = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d[\w.\-]*)\.jar$")
 
 
@@ -105,6 +116,40 @@ def resolve(delta: DeltaConf, jars_dir: Path = JARS_DIR) -> list[Path]:
     return kept
 
 
+def build_jvm_jar(jar: Path = JVM_JAR) -> Path | None:
+    """Compile `jvm/src` against the Spark and Hadoop jars pyspark ships into `jar` (kept
+    while it is newer than every source). Without Hadoop's native library its local file
+    system starts a `chmod` process for every file it creates and a `readlink` for every
+    rename; `lakehouse.hadoop` does both through java.nio. None when no JDK is on PATH:
+    sessions then use Hadoop's own class (slower, the same files) and count Spark jobs with
+    the status tracker (which forgets jobs past `spark.ui.retainedJobs`)."""
+    sources = sorted(JVM_SOURCES.rglob("*.java"))
+    if jar.is_file() and all(jar.stat().st_mtime >= s.stat().st_mtime for s in sources):
+        return jar
+    javac = shutil.which("javac")
+    if javac is None or not sources:
+        return None
+    jar.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=jar.parent) as tmp:
+        classpath = f"{pyspark_jars_dir()}/*"
+        cmd = [javac, "--release", "17", "-nowarn", "-cp", classpath, "-d", tmp,
+               *map(str, sources)]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise JarResolutionError(f"javac could not compile {JVM_SOURCES}:\n{proc.stderr}")
+        partial = jar.with_suffix(".part")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as out:
+            for cls in sorted(Path(tmp).rglob("*.class")):
+                out.write(cls, cls.relative_to(tmp).as_posix())
+        partial.replace(jar)
+    return jar
+
+
+def jvm_jar() -> Path | None:
+    """The jar of `jvm/src`, if `make setup` built it."""
+    return JVM_JAR if JVM_JAR.is_file() else None
+
+
 def main(argv: list[str]) -> int:
     if argv != ["resolve"]:
         print("usage: python -m jobs.jars resolve", file=sys.stderr)
@@ -116,6 +161,16 @@ def main(argv: list[str]) -> int:
         print(f"jars: {exc}", file=sys.stderr)
         return 1
     print(f"jars: {len(jars)} jars for {delta.maven_artifact}:{delta.version} in {JARS_DIR}")
+    try:
+        ours = build_jvm_jar()
+    except JarResolutionError as exc:
+        print(f"jars: {exc}", file=sys.stderr)
+        return 1
+    if ours is None:
+        print("jars: no javac on PATH; local sessions use Hadoop's own local file system "
+              "(one chmod process per file written)", file=sys.stderr)  # fmt: skip
+    else:
+        print(f"jars: the project's JVM classes (jvm/src) in {ours}")
     return 0
 
 

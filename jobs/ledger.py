@@ -52,6 +52,10 @@ RUN_SCHEMA = T.StructType(
         T.StructField("data_docs", T.StringType(), True),
         T.StructField("host", T.StringType(), True),  # where the run's driver ran
         T.StructField("pid", T.LongType(), True),
+        # Spark jobs per pipeline stage ("outside stages": the run's other jobs), and the run's
+        # jobs, stages, tasks and shuffle bytes in all (`RunContext.spark_work`)
+        T.StructField("stage_spark_jobs", T.MapType(T.StringType(), T.LongType()), True),
+        T.StructField("spark_work", T.MapType(T.StringType(), T.LongType()), True),
     ]
 )
 STALE_RUN_HOURS = 24  # a run of another host with no outcome after this long is interrupted
@@ -70,6 +74,8 @@ class RunSummary:
     gate_warnings: int = 0
     blocked_tenants: tuple[str, ...] = ()
     data_docs: str | None = None
+    stage_spark_jobs: dict[str, int] = field(default_factory=dict)
+    spark_work: dict[str, int] = field(default_factory=dict)
 
 
 QUALITY_SCHEMA = T.StructType(
@@ -173,6 +179,8 @@ def record_run(
         summary.data_docs,
         socket.gethostname(),
         os.getpid(),
+        summary.stage_spark_jobs or None,
+        summary.spark_work or None,
     )
     df = ctx.spark.createDataFrame([row], RUN_SCHEMA)
     append(df, ctx.path(OPS_PIPELINE_RUNS.name))

@@ -209,6 +209,7 @@ def _log_delivery_cost(
     jobs_before: dict[str, int],
 ) -> None:
     """One INFO line per delivery: wall time, Spark jobs, and the stages that cost most."""
+    ctx.take_run_group()
     spent = {k: v - timings_before.get(k, 0.0) for k, v in ctx.timings.items()}
     jobs = {k: v - jobs_before.get(k, 0) for k, v in ctx.spark_jobs.items()}
     top = sorted(spent, key=spent.__getitem__, reverse=True)[:6]
@@ -249,6 +250,22 @@ def execute(
              [d.isoformat() for d in dates], tenants or "all", from_layer, through)  # fmt: skip
     log.info("warehouse %s, landing %s; pseudonym key from %s",
              settings.warehouse, settings.landing, key_origin)  # fmt: skip
+    ctx.start_run_group()
+    try:
+        return _execute(ctx, dates, tenants, through, from_layer)
+    finally:
+        ctx.take_run_group()  # the last ledger commit's jobs: nothing left counted
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+
+
+def _execute(
+    ctx: RunContext,
+    dates: Sequence[dt.date],
+    tenants: Sequence[str] | None,
+    through: str,
+    from_layer: str,
+) -> RunResult:
+    settings, log, run_id, command = ctx.settings, ctx.log, ctx.run_id, ctx.command
     record_run(ctx, "started", dates, tenants)
     mark_interrupted(ctx)
     all_stats: list[DeliveryStats] = []
@@ -317,6 +334,7 @@ def _summary(
         rows["duplicates"] += s.duplicates
     gates = ctx.gates
     rows.update({f"validated {t}": n for t, n in sorted(gates.rows_validated.items())})
+    ctx.take_run_group()
     return RunSummary(
         stage_seconds={k: round(v, 3) for k, v in ctx.timings.items()},
         stage_rows=rows,
@@ -326,4 +344,6 @@ def _summary(
         gate_warnings=sum(1 for o in gates.outcomes if not o.success and o.severity == "warn"),
         blocked_tenants=tuple(sorted(gates.blocked)),
         data_docs=docs,
+        stage_spark_jobs=dict(ctx.spark_jobs),
+        spark_work=ctx.total_work(),
     )

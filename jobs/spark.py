@@ -16,7 +16,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from jobs.config import PROJECT_DIR, Settings
-from jobs.jars import JARS_DIR, resolved_jars
+from jobs.jars import JARS_DIR, LOCAL_FS_CLASSES, jvm_jar, resolved_jars
 
 
 def delta_jar_conf(settings: Settings) -> dict[str, str]:
@@ -69,6 +69,15 @@ def session_conf(settings: Settings, overrides: Mapping[str, str] | None = None)
     conf.update(profile.spark_conf)
     if overrides:
         conf.update(overrides)
+    ours = jvm_jar()
+    if conf["spark.master"].startswith("local") and ours is not None:
+        # the project's JVM classes (jobs.jars.build_jvm_jar) on the driver's class path:
+        # the Spark job counter, and file:// without a chmod/readlink child process per
+        # file (a profile or override that names its own file system classes keeps them)
+        extra = conf.get("spark.driver.extraClassPath")
+        conf["spark.driver.extraClassPath"] = f"{extra}:{ours}" if extra else str(ours)
+        for key, value in LOCAL_FS_CLASSES.items():
+            conf.setdefault(key, value)
     return conf
 
 

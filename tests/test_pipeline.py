@@ -232,6 +232,12 @@ def test_stages_count_their_own_spark_jobs_and_restore_the_outer_group(spark, ma
     assert ctx.spark_jobs["inner"] >= 2
     assert ctx.spark_jobs["outer"] >= 1
     assert set(ctx.timings) == {"outer", "inner"}
+    inner = ctx.spark_work["inner"]  # exact, from the project's listener (jvm/src)
+    assert inner["jobs"] == ctx.spark_jobs["inner"]
+    assert inner["tasks"] >= inner["stages"] >= inner["jobs"]
+    with ctx.stage("shuffle"):
+        spark.range(0, 100, 1, 4).groupBy((F.col("id") % 7).alias("k")).count().collect()
+    assert ctx.spark_work["shuffle"]["shuffle_write_bytes"] > 0
     with pytest.raises(ValueError, match="LAKEHOUSE_LOG_LEVEL"):
         configure_logging("run_test", "CHATTY")
 
@@ -261,3 +267,24 @@ def test_optimized_writes_give_one_file_per_partition(spark, tmp_path) -> None:
         replace_partitions(df.where(only), path, only, by)
     assert files_per_partition() == [1, 1, 1, 1]
     assert spark.read.format("delta").load(path).count() == len(rows)
+
+
+def test_local_sessions_write_files_without_a_child_process_each(spark, tmp_path) -> None:
+    """The local profile's file system (jvm/src/lakehouse/hadoop) sets the permissions
+    Hadoop's own does, through java.nio instead of a `chmod` process per file."""
+    import stat
+
+    assert spark.conf.get("spark.hadoop.fs.file.impl") == "lakehouse.hadoop.NoForkLocalFileSystem"
+    jvm = spark.sparkContext._jvm
+    fs = jvm.org.apache.hadoop.fs.FileSystem.getLocal(spark.sparkContext._jsc.hadoopConfiguration())
+    assert fs.getRaw().getClass().getName() == "lakehouse.hadoop.NoForkRawLocalFileSystem"
+    spark.range(3).write.format("delta").save(str(tmp_path / "t"))
+    spark.range(2).write.format("delta").mode("append").save(str(tmp_path / "t"))
+    assert spark.read.format("delta").load(str(tmp_path / "t")).count() == 5
+    data = next((tmp_path / "t").glob("*.parquet"))
+    assert stat.S_IMODE(data.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "t" / "_delta_log").stat().st_mode) == 0o755
+    path = jvm.org.apache.hadoop.fs.Path(f"file://{data}")
+    fs.setPermission(path, jvm.org.apache.hadoop.fs.permission.FsPermission.createImmutable(0o600))
+    assert stat.S_IMODE(data.stat().st_mode) == 0o600
+    assert not fs.getFileLinkStatus(path).isSymlink()
