@@ -101,6 +101,10 @@ def build_session(
         submitted = {key for key, _ in SparkConf().getAll()}
         for key in (*SUBMIT_OWNS, *submitted):
             conf.pop(key, None)
+        # nor do the project's JVM classes come along: executors elsewhere lack the jar
+        for key, ours in LOCAL_FS_CLASSES.items():
+            if conf.get(key) == ours:
+                del conf[key]
     builder = SparkSession.builder.appName(app_name)
     for key, value in conf.items():
         builder = builder.config(key, value)
