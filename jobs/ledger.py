@@ -243,7 +243,7 @@ def mark_interrupted(ctx: RunContext) -> list[str]:
     rows = [
         (r["run_id"], r["command"], "interrupted", r["delivery_dates"], r["tenants"],
          r["started_at"], now, None, found, None, None, None, None, None, None, None, None,
-         r.get("host"), r.get("pid"))
+         r.get("host"), r.get("pid"), None, None)
         for r in dead
     ]  # fmt: skip
     append(ctx.spark.createDataFrame(rows, RUN_SCHEMA), ctx.path(OPS_PIPELINE_RUNS.name))

@@ -61,7 +61,7 @@ def test_the_next_run_marks_runs_whose_driver_died_as_interrupted(spark, make_se
         }
         rows = [
             (run_id, "run", "started", [dt.date(2026, 3, 5)], None, at, at, None, None, None,
-             None, None, None, None, None, None, None, host, pid)
+             None, None, None, None, None, None, None, host, pid, None, None)
             for run_id, (host, pid, at) in started.items()
         ]  # fmt: skip
         append(spark.createDataFrame(rows, RUN_SCHEMA), settings.table_path("ops.pipeline_runs"))
