@@ -148,6 +148,15 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def run_row(**values: Any) -> tuple[Any, ...]:
+    """A row of `ops.pipeline_runs` in RUN_SCHEMA's order, by column name (NULL where not
+    given), so that a column added to the ledger cannot shift a writer's values."""
+    unknown = set(values) - set(RUN_SCHEMA.names)
+    if unknown:
+        raise KeyError(f"ops.pipeline_runs has no column {', '.join(sorted(unknown))}")
+    return tuple(values.get(name) for name in RUN_SCHEMA.names)
+
+
 def record_run(
     ctx: RunContext,
     status: str,
@@ -159,28 +168,28 @@ def record_run(
     now = utc_now()
     summary = summary or RunSummary()
     started = ctx.started_at.replace(tzinfo=None)
-    row = (
-        ctx.run_id,
-        ctx.command,
-        status,
-        list(dates),
-        list(tenants) if tenants is not None else None,
-        started,
-        now,
-        None if status == "started" else (now - started).total_seconds(),
-        error,
-        summary.stage_seconds or None,
-        summary.stage_rows or None,
-        summary.restated_partitions,
-        summary.gate_seconds,
-        list(summary.gate_failures),
-        summary.gate_warnings,
-        list(summary.blocked_tenants),
-        summary.data_docs,
-        socket.gethostname(),
-        os.getpid(),
-        summary.stage_spark_jobs or None,
-        summary.spark_work or None,
+    row = run_row(
+        run_id=ctx.run_id,
+        command=ctx.command,
+        status=status,
+        delivery_dates=list(dates),
+        tenants=list(tenants) if tenants is not None else None,
+        started_at=started,
+        recorded_at=now,
+        duration_s=None if status == "started" else (now - started).total_seconds(),
+        error=error,
+        stage_seconds=summary.stage_seconds or None,
+        stage_rows=summary.stage_rows or None,
+        restated_partitions=summary.restated_partitions,
+        gate_seconds=summary.gate_seconds,
+        gate_failures=list(summary.gate_failures),
+        gate_warnings=summary.gate_warnings,
+        blocked_tenants=list(summary.blocked_tenants),
+        data_docs=summary.data_docs,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        stage_spark_jobs=summary.stage_spark_jobs or None,
+        spark_work=summary.spark_work or None,
     )
     df = ctx.spark.createDataFrame([row], RUN_SCHEMA)
     append(df, ctx.path(OPS_PIPELINE_RUNS.name))
@@ -241,9 +250,10 @@ def mark_interrupted(ctx: RunContext) -> list[str]:
         return []
     found = f"the run's driver ended without an outcome; found by {ctx.run_id}"
     rows = [
-        (r["run_id"], r["command"], "interrupted", r["delivery_dates"], r["tenants"],
-         r["started_at"], now, None, found, None, None, None, None, None, None, None, None,
-         r.get("host"), r.get("pid"), None, None)
+        run_row(run_id=r["run_id"], command=r["command"], status="interrupted",
+                delivery_dates=r["delivery_dates"], tenants=r["tenants"],
+                started_at=r["started_at"], recorded_at=now, error=found,
+                host=r.get("host"), pid=r.get("pid"))
         for r in dead
     ]  # fmt: skip
     append(ctx.spark.createDataFrame(rows, RUN_SCHEMA), ctx.path(OPS_PIPELINE_RUNS.name))

@@ -25,7 +25,7 @@ from jobs import pipeline
 from jobs.config import load_settings
 from jobs.context import RunContext
 from jobs.delta_io import append, table_exists
-from jobs.ledger import RUN_SCHEMA, utc_now
+from jobs.ledger import RUN_SCHEMA, run_row, utc_now
 from jobs.pipeline import execute
 
 from .conftest import (
@@ -60,8 +60,9 @@ def test_the_next_run_marks_runs_whose_driver_died_as_interrupted(spark, make_se
             "run_elsewhere_recent": ("another-host", 4242, now - dt.timedelta(hours=1)),
         }
         rows = [
-            (run_id, "run", "started", [dt.date(2026, 3, 5)], None, at, at, None, None, None,
-             None, None, None, None, None, None, None, host, pid, None, None)
+            run_row(run_id=run_id, command="run", status="started",
+                    delivery_dates=[dt.date(2026, 3, 5)], started_at=at, recorded_at=at,
+                    host=host, pid=pid)
             for run_id, (host, pid, at) in started.items()
         ]  # fmt: skip
         append(spark.createDataFrame(rows, RUN_SCHEMA), settings.table_path("ops.pipeline_runs"))
