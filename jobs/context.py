@@ -74,7 +74,6 @@ class RunContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("lakehouse"))
 
     timings: dict[str, float] = field(default_factory=dict)
-    spark_jobs: dict[str, int] = field(default_factory=dict)
     # per stage name: Spark jobs, stages, tasks, shuffle bytes read and written (SPARK_WORK)
     spark_work: dict[str, dict[str, int]] = field(default_factory=dict)
     restated_partitions: int = 0
@@ -110,11 +109,23 @@ class RunContext:
             except Exception:  # the class is not on the driver's class path
                 self._counter = False
 
+    @property
+    def spark_jobs(self) -> dict[str, int]:
+        """Spark jobs per stage name (from `spark_work`)."""
+        return {name: work["jobs"] for name, work in self.spark_work.items()}
+
+    def _add_work(self, name: str, group: str) -> dict[str, int]:
+        """Add the Spark work of job group `group` to stage `name`; → that group's work."""
+        work = self._work_of(group)
+        total = self.spark_work.setdefault(name, dict.fromkeys(SPARK_WORK, 0))
+        for key, value in work.items():
+            total[key] += value
+        return work
+
     def _work_of(self, group: str) -> dict[str, int]:
         """The Spark work of a job group: exact from the project's listener; without it,
         jobs only, from the status tracker (which forgets jobs past
         `spark.ui.retainedJobs`)."""
-        self._listen()
         if self._counter:
             counts = self._counter.take(group, 10_000)
             return {key: int(counts[i]) for i, key in enumerate(SPARK_WORK)}
@@ -131,11 +142,7 @@ class RunContext:
     def take_run_group(self) -> None:
         """Add the Spark work of the run's own job group (see `start_run_group`) as the
         pseudo-stage "outside stages"; counted again from zero after each call."""
-        work = self._work_of(f"{self.run_id}:run")
-        total = self.spark_work.setdefault(self.OUTSIDE_STAGES, dict.fromkeys(SPARK_WORK, 0))
-        for key, value in work.items():
-            total[key] += value
-        self.spark_jobs[self.OUTSIDE_STAGES] = total["jobs"]
+        self._add_work(self.OUTSIDE_STAGES, f"{self.run_id}:run")
 
     def total_work(self) -> dict[str, int]:
         """The run's Spark work so far, every stage and the jobs outside them added up."""
@@ -148,7 +155,7 @@ class RunContext:
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time a stage and count its Spark work (jobs, stages, tasks, shuffle bytes); both
-        add up per name (`timings`, `spark_jobs`, `spark_work`) and go to the debug log.
+        add up per name (`timings`, `spark_work`) and go to the debug log.
         The stage's jobs run under a job group named after the run and stage, so the Spark
         UI groups them the same way; a nested stage's jobs are its own, not the outer's."""
         sc = self.spark.sparkContext
@@ -164,12 +171,8 @@ class RunContext:
                 sc.setJobGroup(outer, outer)
             else:
                 sc.setLocalProperty("spark.jobGroup.id", None)
-            work = self._work_of(group)
-            total = self.spark_work.setdefault(name, dict.fromkeys(SPARK_WORK, 0))
-            for key, value in work.items():
-                total[key] += value
+            work = self._add_work(name, group)
             self.timings[name] = self.timings.get(name, 0.0) + elapsed
-            self.spark_jobs[name] = self.spark_jobs.get(name, 0) + work["jobs"]
             detail = ", ".join(f"{k} {v}" for k, v in work.items())
             self.log.debug(
                 "stage %s took %.2fs in %d Spark jobs (%s)", name, elapsed, work["jobs"], detail

@@ -33,6 +33,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -363,9 +364,7 @@ class Validator:
                     ]
                 )
             )
-        measured = parts[0]
-        for p in parts[1:]:
-            measured = measured.unionByName(p)
+        measured = reduce(DataFrame.unionByName, parts)
         try:
             found = measured.collect()  # a row per rule and tenant: small
         finally:

@@ -22,6 +22,7 @@ whose columns are all NULL and counts every row of a repeated combination.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
@@ -137,9 +138,9 @@ def duplicate_counts(df: DataFrame, rules: Sequence[tuple[str, Sequence[str], st
         missing = [F.col(c).isNull() for c in columns]
         rows = df.select("tenant_id", *columns)
         if ignore == "all_values_are_missing":
-            rows = rows.where(~_all(missing))
+            rows = rows.where(~reduce(lambda a, b: a & b, missing))
         elif ignore == "any_value_is_missing":
-            rows = rows.where(~_any(missing))
+            rows = rows.where(~reduce(lambda a, b: a | b, missing))
         elif ignore != "never":
             raise ValueError(f"ignore_row_if: {ignore!r} is not a multi-column option")
         rows = rows.withColumn("_n", F.count(F.lit(1)).over(Window.partitionBy(*columns)))
@@ -156,7 +157,7 @@ def duplicate_counts(df: DataFrame, rules: Sequence[tuple[str, Sequence[str], st
             .agg(F.count(F.lit(1)).alias("unexpected"), F.first(example).alias("example"))
             .select(F.lit(name).alias("rule"), "tenant_id", "unexpected", "example")
         )
-    return _union(parts)
+    return reduce(DataFrame.unionByName, parts)
 
 
 def sql_counts(offending: Sequence[tuple[str, DataFrame]]) -> DataFrame:
@@ -171,25 +172,4 @@ def sql_counts(offending: Sequence[tuple[str, DataFrame]]) -> DataFrame:
         .select(F.lit(name).alias("rule"), "tenant_id", "unexpected", "example")
         for name, rows in offending
     ]
-    return _union(parts)
-
-
-def _all(conditions: Sequence[Column]) -> Column:
-    out = conditions[0]
-    for c in conditions[1:]:
-        out &= c
-    return out
-
-
-def _any(conditions: Sequence[Column]) -> Column:
-    out = conditions[0]
-    for c in conditions[1:]:
-        out |= c
-    return out
-
-
-def _union(parts: Sequence[DataFrame]) -> DataFrame:
-    out = parts[0]
-    for p in parts[1:]:
-        out = out.unionByName(p)
-    return out
+    return reduce(DataFrame.unionByName, parts)
