@@ -47,12 +47,17 @@ UNEXPECTED_ROWS = "unexpected_rows"
 SCHEMA_RULE = "table_columns_to_match_set"
 METRICS_SOURCE = "tenant_metrics"  # the GX pandas data source of the per-tenant frames
 GATES_ASSET = "gates"  # its one asset: a row per (check, tenant), a column per rule
-GATES_SUITE = "lakehouse.gates"  # every rule of every suite, as `table:rule` = 0
+GATES_SUITE = "lakehouse.gates"  # + ".<layer>": every rule of a layer, as `table:rule` = 0
 _TABLE_REF = re.compile(r"\{([a-z_]+\.[a-z_]+)\}")
 _PARAM_REF = re.compile(r"\$\{([a-z_]+)\}")
 _RULE_KEYS = {"rule", "expect", "severity", "description", "columns", "query"}
 # `${name}` values a query may use besides conf/quality.yaml's params
 DERIVED_PARAMS = ("delivery_date", "health_healthy", "health_watch")
+
+
+def layer_of(table: str) -> str:
+    """`silver.events` → `silver`: the gates' GX suites are one per layer."""
+    return table.split(".", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -250,7 +255,7 @@ class Validator:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("lakehouse"))
     suites: dict[str, tuple[Rule, ...]] = field(init=False)
     _context: Any = None
-    _validation: Any = None
+    _validations: dict[str, Any] = field(default_factory=dict)  # layer → its definition
     _checks: int = 0
     rows_seen: dict[str | None, int] = field(default_factory=dict)  # the last slice's, per tenant
     _views: int = 0
@@ -277,10 +282,10 @@ class Validator:
             self._source = self._context.data_sources.add_or_update_pandas(METRICS_SOURCE)
         return self._context
 
-    def _definition(self) -> Any:
-        """The run's one validation definition: every rule of every suite, as a column of
-        the per-tenant frame (`table:rule`), checked to be 0."""
-        if self._validation is None:
+    def _definition(self, layer: str) -> Any:
+        """The validation definition of `layer`'s gates: every rule of the layer's suites,
+        as a column of the per-tenant frame (`table:rule`), checked to be 0."""
+        if layer not in self._validations:
             import great_expectations as gx
 
             context = self._gx()
@@ -292,30 +297,35 @@ class Validator:
                 batch = asset.get_batch_definition("tenants")
             except KeyError:
                 batch = asset.add_batch_definition_whole_dataframe("tenants")
-            expectations = [gxe_between(r) for rules in self.suites.values() for r in rules]
+            name = f"{GATES_SUITE}.{layer}"
+            expectations = [gxe_between(r) for r in self._layer_rules(layer)]
             digest = hashlib.sha256(
                 json.dumps([e.configuration.to_json_dict() for e in expectations],
                            sort_keys=True, default=str).encode()
             ).hexdigest()  # fmt: skip
             try:  # the stored suite, when the rules have not changed since it was stored
-                stored = context.validation_definitions.get(GATES_SUITE)
+                stored = context.validation_definitions.get(name)
                 if stored.suite.meta.get("rules_sha256") == digest:
-                    self._validation = stored
+                    self._validations[layer] = stored
                     return stored
             except Exception:  # none stored yet, or stored by another layout: store anew
                 pass
             # updating a stored suite rule by rule is slow in GX: replace it whole
             for store in (context.validation_definitions, context.suites):
                 with contextlib.suppress(Exception):
-                    store.delete(GATES_SUITE)
-            suite = gx.ExpectationSuite(name=GATES_SUITE, meta={"rules_sha256": digest})
+                    store.delete(name)
+            suite = gx.ExpectationSuite(name=name, meta={"rules_sha256": digest})
             for expectation in expectations:
                 suite.add_expectation(expectation)
             suite = context.suites.add(suite)
-            self._validation = context.validation_definitions.add(
-                gx.ValidationDefinition(name=GATES_SUITE, data=batch, suite=suite)
+            self._validations[layer] = context.validation_definitions.add(
+                gx.ValidationDefinition(name=name, data=batch, suite=suite)
             )
-        return self._validation
+        return self._validations[layer]
+
+    def _layer_rules(self, layer: str) -> list[Rule]:
+        return [r for table, rules in self.suites.items() if layer_of(table) == layer
+                for r in rules]  # fmt: skip
 
     def _query(self, rule: Rule, view: str, delivery_date: dt.date | None) -> str:
         """An `unexpected_rows` rule's SQL over the view `view`, with tables and thresholds
@@ -432,26 +442,31 @@ class Validator:
         return outcomes
 
     def confirm(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
-        """Great Expectations' verdicts on `outcomes` (measured by `validate`), in one
-        validation stored under the run's name: a row per check and tenant, a column per
-        rule. GX must agree with the verdict each gate acted on; a disagreement is a bug in
-        the measures and fails the run."""
+        """Great Expectations' verdicts on `outcomes` (measured by `validate`): one
+        validation per layer the outcomes reach, stored under the run's name, of a frame
+        with a row per check and tenant and a column per rule of the layer. GX must agree
+        with the verdict each gate acted on; a disagreement is a bug in the measures and
+        fails the run."""
         import great_expectations as gx  # noqa: F401  (GX must be importable)
+
+        for layer in sorted({layer_of(o.table) for o in outcomes}):
+            self._confirm_layer(layer, [o for o in outcomes if layer_of(o.table) == layer])
+        return list(outcomes)
+
+    def _confirm_layer(self, layer: str, outcomes: Sequence[Outcome]) -> None:
         import pandas as pd
         from great_expectations.core.run_identifier import RunIdentifier
 
-        if not outcomes:
-            return []
         rows: dict[tuple[int, str | None], dict[str, Any]] = {}
         for o in outcomes:
             first = {"check": o.check, "table": o.table, "tenant_id": o.tenant_id}
             row = rows.setdefault((o.check, o.tenant_id), first)
             row[f"{o.table}:{o.rule}"] = o.unexpected
-        keys = [r.key for rules in self.suites.values() for r in rules]
+        keys = [r.key for r in self._layer_rules(layer)]
         frame = pd.DataFrame(list(rows.values())).reindex(
             columns=["check", "table", "tenant_id", *keys]
         )
-        result = self._definition().run(
+        result = self._definition(layer).run(
             batch_parameters={"dataframe": frame},
             result_format={
                 "result_format": "COMPLETE",
@@ -475,7 +490,6 @@ class Validator:
                     f"gate {o.table}: Great Expectations and the gate disagree on rule "
                     f"{o.rule} for tenant {o.tenant_id} ({o.unexpected} unexpected rows)"
                 )
-        return list(outcomes)
 
     def build_data_docs(self) -> str | None:
         """Render this run's validation results (and the index) into the Data Docs site;

@@ -333,7 +333,7 @@ def test_a_tenant_sending_half_malformed_lines_is_blocked_and_the_others_publish
     assert len(runs) == 1 and runs[0].blocked_tenants == [BAD]
     assert runs[0].data_docs and runs[0].data_docs == result.data_docs
     index = Path(result.data_docs.removeprefix("file://"))
-    assert index.is_file() and "lakehouse.gates" in index.read_text(encoding="utf-8")
+    assert index.is_file() and "lakehouse.gates.silver" in index.read_text(encoding="utf-8")
     pages = list((index.parent / "validations").rglob(f"{result.run_id}/*/*.html"))
     text = " ".join(p.read_text(encoding="utf-8") for p in pages)
     assert f"{DELIVERY_PROFILE}:rejected_share" in text and "silver.events:" in text
