@@ -150,6 +150,25 @@ COMMIT_ATTEMPTS = 5
 log = logging.getLogger("lakehouse.delta_io")
 
 
+def materialize(df: DataFrame) -> DataFrame:
+    """`df`, computed by its first action and kept (memory, then local disk) for the
+    actions after it, like a persisted frame — but as a local checkpoint: a persisted
+    frame that reads a Delta table is re-planned by Spark after every write to that table
+    (the write re-caches every cached plan over its path), which for a slice published to
+    the table it reads (silver.events over its earlier dates, gold windows over earlier
+    partitions) is a second planning and file listing of all its inputs. Free it with
+    `release` once written."""
+    return df.localCheckpoint(eager=False)
+
+
+def release(df: DataFrame) -> None:
+    """Drop the blocks `materialize` kept for `df`: only for a frame `materialize` returned
+    (on any other local checkpoint it would drop rows that cannot be recomputed)."""
+    plan = df._jdf.queryExecution().analyzed()
+    if plan.getClass().getSimpleName() == "LogicalRDD":
+        plan.rdd().unpersist(False)
+
+
 def is_conflict(exc: BaseException) -> bool:
     text = f"{type(exc).__name__}: {exc}"
     return any(name in text for name in CONFLICTS)

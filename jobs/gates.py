@@ -3,8 +3,9 @@
 Every silver and gold write of a run goes through `Gatekeeper.publish`:
 
 1. rows and partitions of tenants already blocked in this run are left out;
-2. the slice is cached and validated once against the table's suite (`jobs.quality`: one
-   Spark job measures every rule for every tenant; Great Expectations gives the verdicts);
+2. the slice is computed once (`delta_io.materialize`) and validated against the table's
+   suite (`jobs.quality`: one Spark job measures every rule for every tenant; Great
+   Expectations gives the verdicts);
 3. a tenant whose rows break a `fail` rule is blocked: its rows are left out of this write,
    every earlier write of the run is undone for it (its partitions restored from the
    version before the write), and it is left out of every later write of the run;
@@ -24,12 +25,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import median
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.context import RunContext
-from jobs.delta_io import current_version, read_table, replace_partitions, tenants_predicate
+from jobs.delta_io import (
+    current_version,
+    materialize,
+    read_table,
+    release,
+    replace_partitions,
+    tenants_predicate,
+)
 from jobs.quality import Outcome, Validator
 from jobs.tables import OPS_DELIVERY_STATS, TableSpec
 
@@ -90,8 +97,8 @@ class Gatekeeper:
         if not raw:
             df = self.keep(df)
         gated = self.validator.has_suite(spec.name)
-        if gated:  # computed once: validated, then written from the cache
-            df = df.persist(StorageLevel.MEMORY_AND_DISK)
+        if gated:  # computed once: validated, then written from what was kept
+            df = materialize(df)
         try:
             if gated:
                 self.check(spec.name, df)
@@ -100,7 +107,8 @@ class Gatekeeper:
             else:
                 self._replace(spec, self.keep(df), self._scoped(predicate))
         finally:
-            df.unpersist()
+            if gated:
+                release(df)
 
     def _replace(self, spec: TableSpec, df: DataFrame, predicate: str) -> None:
         path = self.ctx.path(spec.name)

@@ -42,8 +42,10 @@ from jobs.delta_io import (
     Dates,
     append,
     current_version,
+    materialize,
     partition_predicate,
     read_table,
+    release,
     replace_partitions,
     tenants_predicate,
     with_commit_retry,
@@ -308,10 +310,10 @@ def build(
         ["tenant_id", "person_id"],
         "left_semi",
     ).select("tenant_id", "person_id", "event_ts", "group_id", "message_id")
-    events = (
-        with_person.transform(attribute_accounts(calls))
-        .select(*survivors.columns, "person_id", "account_id", "attribution")
-        .persist(StorageLevel.MEMORY_AND_DISK)
+    events = materialize(  # not persist(): the silver.events write would re-plan it
+        with_person.transform(attribute_accounts(calls)).select(
+            *survivors.columns, "person_id", "account_id", "attribution"
+        )
     )
     try:
         with ctx.stage(SILVER_EVENTS.name):
@@ -323,7 +325,7 @@ def build(
                 partition_predicate(written, "event_date"),
             )
     finally:
-        events.unpersist()
+        release(events)
     with ctx.stage(SILVER_SESSIONS.name):
         _publish_sessions(ctx, written)
     with ctx.stage(SILVER_ACCOUNT_MEMBERSHIPS.name):

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from jobs import silver_events
 from jobs.config import load_settings
-from jobs.delta_io import replace_partitions
+from jobs.delta_io import materialize, release, replace_partitions
 from jobs.pipeline import execute
 
 from .conftest import LINEAGE, TEST_TENANTS, assert_same_rows, read, write_conf, write_delivery
@@ -288,3 +288,44 @@ def test_local_sessions_write_files_without_a_child_process_each(spark, tmp_path
     fs.setPermission(path, jvm.org.apache.hadoop.fs.permission.FsPermission.createImmutable(0o600))
     assert stat.S_IMODE(data.stat().st_mode) == 0o600
     assert not fs.getFileLinkStatus(path).isSymlink()
+
+
+def test_a_materialized_slice_is_computed_once_though_written_to_the_table_it_reads(
+    spark, make_settings
+) -> None:
+    """`delta_io.materialize`: a slice that reads the table it is published to is computed
+    once. A persisted one is not: after the write, Spark computes it again from the
+    rewritten table on its next use (here: a Python function counts the rows it sees, 10
+    with `persist()`), and `release` drops what was kept."""
+    from pyspark.sql.types import LongType
+
+    from jobs.context import RunContext
+
+    ctx = RunContext(spark, make_settings(), "run_test", "test", b"k" * 16)
+    path = str(Path(ctx.settings.warehouse) / "t")
+    rows = [(t, i) for t in ("acme", "globex") for i in range(5)]
+    spark.createDataFrame(rows, "tenant_id string, n bigint").write.format("delta").partitionBy(
+        "tenant_id"
+    ).save(path)
+    seen = spark.sparkContext.accumulator(0)
+
+    def double(n: int) -> int:
+        seen.add(1)
+        return 2 * n
+
+    slice_ = materialize(
+        spark.read.format("delta").load(path).where("tenant_id = 'acme'")
+        .select("tenant_id", F.udf(double, LongType())("n").alias("n"))
+    )  # fmt: skip
+    assert sorted(r.n for r in slice_.collect()) == [0, 2, 4, 6, 8]
+    replace_partitions(slice_, path, "tenant_id = 'acme'", ("tenant_id",))
+    with ctx.stage("again"):
+        assert sorted(r.n for r in slice_.collect()) == [0, 2, 4, 6, 8]
+    assert seen.value == 5  # each row once: not recomputed after the write
+    assert ctx.spark_jobs["again"] == 1  # read back, nothing listed or planned again
+    kept = spark.sparkContext._jsc.sc().getPersistentRDDs().size()
+    release(slice_)
+    assert spark.sparkContext._jsc.sc().getPersistentRDDs().size() == kept - 1
+    assert sorted(r.n for r in spark.read.format("delta").load(path).collect()) == [
+        0, 0, 1, 2, 2, 3, 4, 4, 6, 8
+    ]  # fmt: skip
