@@ -357,7 +357,9 @@ GOLD_TABLES = ("gold.account_daily", "gold.account_hourly", "gold.tenant_daily",
                "gold.feature_adoption_daily", "gold.account_health_daily")  # fmt: skip
 
 
-def cost(preset: str, days: int, out: Path, middle_backfill: bool = False) -> dict[str, object]:
+def cost(
+    preset: str, days: int, out: Path, middle_backfill: bool = False, conf: Path | None = None
+) -> dict[str, object]:
     """Issue 7's "cost follows new data": `days` daily runs, one process each, each with
     Spark's event log on so the bytes and files it read can be summed afterwards; then the
     gold tables' files per partition before and after the maintenance compaction.
@@ -365,13 +367,14 @@ def cost(preset: str, days: int, out: Path, middle_backfill: bool = False) -> di
     With `middle_backfill`, deliveries 3 … N−2 go through one `lakehouse backfill` instead
     of daily runs (it produces the same tables, see the `backfill` benchmark): the first two
     and the last two deliveries are still daily runs on the full history, at a fraction of
-    the wall time — the 30-day small run does not fit a working session otherwise."""
+    the wall time — the 30-day small run does not fit a working session otherwise.
+    `conf`: the conf folder the runs start from (default the project's conf/)."""
     from jobs.generate import generate_landing
 
     shutil.rmtree(out, ignore_errors=True)
     landing, warehouse, events = out / "landing", out / "warehouse", out / "eventlog"
     generate_landing(preset, days, 7, landing)
-    conf = _conf_with_event_log(out / "conf", events)
+    conf = _conf_with_event_log(out / "conf", events, conf or PROJECT_DIR / "conf")
     dates = _delivery_dates(days)
     middle = dates[2:-2] if middle_backfill and days > 4 else []
     runs, history = [], None
@@ -490,11 +493,12 @@ def _newest(folder: Path) -> Path:
     return max(folder.iterdir(), key=lambda p: p.stat().st_mtime)
 
 
-def _conf_with_event_log(target: Path, events: Path) -> Path:
-    """A copy of conf/ whose default profile writes Spark's event log to `events`."""
+def _conf_with_event_log(target: Path, events: Path, source: Path) -> Path:
+    """A copy of the conf folder `source` whose default profile writes Spark's event log to
+    `events`."""
     import yaml
 
-    shutil.copytree(PROJECT_DIR / "conf", target)
+    shutil.copytree(source, target)
     events.mkdir(parents=True, exist_ok=True)
     path = target / "lakehouse.yaml"
     doc = yaml.safe_load(path.read_text())
@@ -753,6 +757,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--middle-backfill", action="store_true",
                         help="cost: deliveries 3..N-2 as one backfill")  # fmt: skip
     parser.add_argument("--out", type=Path, help="work folder (default bench/work/<name>)")
+    parser.add_argument("--conf", type=Path,
+                        help="cost: the conf folder to run with (default conf/)")  # fmt: skip
     parser.add_argument("--landing", type=Path, help="raw-copy: the landing to copy")
     parser.add_argument("--read", choices=RAW_READS, default="text",
                         help="raw-copy: lines as text, or through Spark's JSON reader")  # fmt: skip
@@ -773,7 +779,9 @@ def main(argv: list[str] | None = None) -> int:
     if opts.benchmark == "throughput":
         result |= throughput(opts.preset, out)
     elif opts.benchmark == "cost":
-        result |= cost(opts.preset, opts.days or 30, out, opts.middle_backfill)
+        if opts.conf is not None and not (opts.conf / "lakehouse.yaml").is_file():
+            parser.error(f"--conf {opts.conf}: no lakehouse.yaml there")
+        result |= cost(opts.preset, opts.days or 30, out, opts.middle_backfill, opts.conf)
     elif opts.benchmark == "cost-rerun":
         if not opts.dates or opts.out is None or not (opts.out / "logs").is_dir():
             parser.error("cost-rerun needs --out <a cost work folder> and --dates D [D ...]")

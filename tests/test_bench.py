@@ -21,6 +21,8 @@ from jobs.bench import (
     stitching,
 )
 
+from .conftest import write_driver_conf
+
 
 @pytest.mark.parametrize(
     ("stage", "group"),
@@ -141,11 +143,13 @@ def test_the_cost_harness_runs_end_to_end_on_one_tiny_day(tmp_path) -> None:
     """The CI smoke of issue 7: `jobs.bench cost` as `make bench` runs it, one tiny day
     (a run in its own process with Spark's event log, then compaction and files per
     partition), so the harness cannot rot between benchmark sessions. Its own process:
-    the harness stops the session it builds."""
+    the harness stops the session it builds. With the suite's small-data settings: they
+    change the cost, not what the harness measures or how."""
     results = tmp_path / "results"
+    conf = write_driver_conf(tmp_path / "conf", master="local[2]")
     done = subprocess.run(
         [sys.executable, "-m", "jobs.bench", "cost", "--preset", "tiny", "--days", "1",
-         "--out", str(tmp_path / "work"), "--results", str(results)],
+         "--out", str(tmp_path / "work"), "--results", str(results), "--conf", str(conf)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
