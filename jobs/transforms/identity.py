@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Observation, Window
 from pyspark.sql import functions as F
 
 _SEP = "\x1f"
@@ -145,14 +145,19 @@ def _small_star(edges: DataFrame) -> DataFrame:
     )
 
 
-def _is_star_forest(edges: DataFrame) -> bool:
-    """True when every component is a star around its smallest node: each node has one
-    edge, to a smaller node that has no edge of its own. Small-star output always points
-    down (v < u), and a star forest is a fixed point of both steps — one cheap job instead
-    of diffing two rounds."""
-    several = edges.groupBy("u").count().where(F.col("count") > 1).select("u")
-    chained = edges.select(F.col("v").alias("u")).join(edges.select("u"), "u", "left_semi")
-    return several.unionByName(chained).isEmpty()
+def _marked(edges: DataFrame) -> DataFrame:
+    """Small-star output with `open`: whether the edge keeps its component from being a
+    star around its smallest node (u has another edge, or v has an edge of its own). Small
+    star always points down (v < u) and a forest of stars is a fixed point of both steps,
+    so a round without an open edge is the last one."""
+    sources = edges.select(F.col("u").alias("v")).distinct().withColumn("has_edge", F.lit(1))
+    return edges.join(sources, "v", "left").select(
+        "u",
+        "v",
+        (
+            (F.count(F.lit(1)).over(Window.partitionBy("u")) > 1) | F.col("has_edge").isNotNull()
+        ).alias("open"),
+    )
 
 
 def connected_components(
@@ -163,8 +168,9 @@ def connected_components(
     """Label every node of `identity_edges` output with its component's smallest node.
 
     Each round (large-star then small-star) is materialised with `checkpoint` to keep the
-    plan short; on a cluster pass a reliable `df.checkpoint()` instead. Raises RuntimeError
-    when the graph has not converged after `max_iterations` rounds.
+    plan short, in one Spark job with its convergence test; on a cluster pass a reliable
+    `df.checkpoint()` instead (it must be eager: the test is read when it returns). Raises
+    RuntimeError when the graph has not converged after `max_iterations` rounds.
     """
     keyed = edges.select(
         F.concat_ws(_SEP, "tenant_id", "src").alias("u"),
@@ -181,8 +187,15 @@ def connected_components(
     rounds = 0
     while True:
         rounds += 1
-        current = checkpoint(_small_star(_large_star(current)))
-        if _is_star_forest(current):
+        # the convergence test rides on the round's own job: an observed metric of the
+        # frame being checkpointed, not a second action over the checkpoint
+        flags = Observation()
+        current = checkpoint(
+            _marked(_small_star(_large_star(current)))
+            .observe(flags, F.max(F.col("open").cast("int")).alias("open"))
+            .select("u", "v")
+        )
+        if not flags.get["open"]:  # NULL: no edge left at all
             break
         if rounds >= max_iterations:
             raise RuntimeError(f"connected components did not converge in {max_iterations} rounds")
