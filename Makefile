@@ -55,11 +55,15 @@ cluster-check: setup  ## A Spark standalone master + 2 workers on loopback run a
 	test -d .cache/cluster-check/landing || $(BIN)/lakehouse generate --preset tiny --days 1 --seed 7 --out .cache/cluster-check/landing
 	$(BIN)/python -m jobs.cluster_check --landing .cache/cluster-check/landing --date 2026-03-05 --out .cache/cluster-check
 
-test: setup  ## Run the whole test suite (CI runs this)
-	$(BIN)/python -m pytest
+# Two workers suit the 2-core CI machine; each is a Spark driver with up to 8 GiB of heap.
+TEST_WORKERS ?= 2
+TEST_DIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
+test: setup  ## Run the whole test suite on TEST_WORKERS pytest-xdist workers (CI runs this)
+	$(BIN)/python -m pytest $(TEST_DIST)
 
 test-fast: setup  ## Tests without the slow end-to-end ones
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(TEST_DIST) -m "not slow"
 
 crash-test: setup  ## SIGKILL a run's driver at 20 points and stop one at 6 silver commits, re-run, compare (issue 8; the suite runs 2 + 2)
 	LAKEHOUSE_CRASH_POINTS=20 $(BIN)/python -m pytest tests/test_crash.py -s -k "sigkill or repaired"

@@ -33,6 +33,46 @@ CONF_FILES = (
 TEST_TENANTS = (("acme", "America/New_York"), ("globex", "Asia/Kolkata"), ("initech", "UTC"))
 
 
+# `make test` runs the suite on two pytest-xdist workers (`--dist loadgroup`; docs/decisions.md).
+# A unit of work is a module, so its module-scoped warehouses are built once; the modules
+# that read the session's `tiny` warehouse are one unit, so that is built once too. Units
+# start heaviest first, so the last one left running is short. The figures are each unit's
+# seconds in a fresh-clone run (`pytest --durations`), rounded: a stale one can only cost
+# balance, never a result. Units not listed are the short ones.
+UNIT_SECONDS = {
+    "tiny": 490,
+    "tests/test_orchestration.py": 420,
+    "tests/test_ordering.py": 370,
+    "tests/test_crash.py": 350,
+    "tests/test_erasure.py": 310,
+    "tests/test_people.py": 250,
+    "tests/test_pipeline.py": 150,
+    "tests/test_bench.py": 130,
+    "tests/test_concurrency.py": 90,
+    "tests/test_gold.py": 85,
+    "tests/test_accounts.py": 75,
+    "tests/test_hostile_input.py": 40,
+}
+
+
+def _reads_tiny(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.get("tiny", ()) if info is not None else ()
+    return bool(defs) and defs[-1].scope == "session"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    module = {item.nodeid: item.nodeid.split("::", 1)[0] for item in items}
+    on_tiny = {module[item.nodeid] for item in items if _reads_tiny(item)}
+    unit = {n: "tiny" if m in on_tiny else m for n, m in module.items()}
+    first_seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        first_seen.setdefault(unit[item.nodeid], i)
+    items.sort(key=lambda it: (-UNIT_SECONDS.get(unit[it.nodeid], 0), first_seen[unit[it.nodeid]]))
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(unit[item.nodeid]))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _pii_key() -> None:
     os.environ["LAKEHOUSE_PII_KEY"] = TEST_PII_KEY
@@ -93,6 +133,10 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterable[SparkSession]:
             "spark.sql.ui.retainedExecutions": "20",
             "spark.ui.retainedJobs": "50",
             "spark.ui.retainedStages": "50",
+            # Two workers share two cores (`make test`): a driver busy planning can answer
+            # its own local executor's heartbeat late, and past the default 120 s the
+            # executor is declared lost for good — every later test of that worker fails.
+            "spark.network.timeout": "1800s",
             # LAKEHOUSE_TEST_SPARK_CONF="key=value;key=value" overrides for experiments
             **dict(
                 kv.split("=", 1)
