@@ -57,7 +57,7 @@ cluster-check: setup  ## A Spark standalone master + 2 workers on loopback run a
 
 # Two workers suit the 2-core CI machine; each is a Spark driver with up to 8 GiB of heap.
 TEST_WORKERS ?= 2
-TEST_DIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+TEST_DIST := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 test: setup  ## Run the whole test suite on TEST_WORKERS pytest-xdist workers (CI runs this)
 	$(BIN)/python -m pytest $(TEST_DIST)

@@ -33,12 +33,13 @@ CONF_FILES = (
 TEST_TENANTS = (("acme", "America/New_York"), ("globex", "Asia/Kolkata"), ("initech", "UTC"))
 
 
-# `make test` runs the suite on two pytest-xdist workers (`--dist loadgroup`; docs/decisions.md).
-# A unit of work is a module, so its module-scoped warehouses are built once; the modules
-# that read the session's `tiny` warehouse are one unit, so that is built once too. Units
-# start heaviest first, so the last one left running is short. The figures are each unit's
-# seconds in a fresh-clone run (`pytest --durations`), rounded: a stale one can only cost
-# balance, never a result. Units not listed are the short ones.
+# `make test` runs the suite on two pytest-xdist workers (`--dist loadscope`, with the units
+# below; docs/decisions.md). A unit of work is a module, so its module-scoped warehouses are
+# built once; the modules that read the session's `tiny` warehouse are one unit, so that is
+# built once too. Units start heaviest first, so the last one left running is short. The
+# figures are each unit's seconds in a fresh-clone run (`pytest --durations`), rounded: a
+# stale one can only cost balance, never a result. Units not listed are the short ones.
+TINY_READERS = ("tests/test_backfill.py", "tests/test_e2e_tiny.py", "tests/test_gates.py")
 UNIT_SECONDS = {
     "tiny": 490,
     "tests/test_orchestration.py": 420,
@@ -55,6 +56,11 @@ UNIT_SECONDS = {
 }
 
 
+def unit_of(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return "tiny" if module in TINY_READERS else module
+
+
 def _reads_tiny(item: pytest.Item) -> bool:
     info = getattr(item, "_fixtureinfo", None)
     defs = info.name2fixturedefs.get("tiny", ()) if info is not None else ()
@@ -62,15 +68,30 @@ def _reads_tiny(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    module = {item.nodeid: item.nodeid.split("::", 1)[0] for item in items}
-    on_tiny = {module[item.nodeid] for item in items if _reads_tiny(item)}
-    unit = {n: "tiny" if m in on_tiny else m for n, m in module.items()}
+    """Heaviest unit first (collection order within a unit and among the short ones)."""
+    stray = sorted({unit_of(i.nodeid) for i in items if _reads_tiny(i)} - {"tiny"})
+    if stray:  # a new reader of `tiny` would build it again on the other worker
+        raise pytest.UsageError(f"add {', '.join(stray)} to TINY_READERS in tests/conftest.py")
     first_seen: dict[str, int] = {}
     for i, item in enumerate(items):
-        first_seen.setdefault(unit[item.nodeid], i)
-    items.sort(key=lambda it: (-UNIT_SECONDS.get(unit[it.nodeid], 0), first_seen[unit[it.nodeid]]))
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(unit[item.nodeid]))
+        first_seen.setdefault(unit_of(item.nodeid), i)
+    items.sort(
+        key=lambda it: (-UNIT_SECONDS.get(unit_of(it.nodeid), 0), first_seen[unit_of(it.nodeid)])
+    )
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`--dist loadscope` with our units as its scopes (pytest-xdist's own `loadgroup`
+    cannot regroup tests under pytest 9)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid)
+
+    return ByUnit(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
