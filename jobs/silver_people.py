@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Observation, Window
 from pyspark.sql import functions as F
 
 from jobs.context import RunContext
@@ -426,6 +426,8 @@ def _stitch(
     )
     reach = touched.unionByName(neighbours).distinct()
     old_persons = old_map.join(reach, ["tenant_id", "node"]).select("tenant_id", "person_id")
+    # the log line's figures ride on the checkpoints' own jobs as observed metrics
+    affected_n, changed_n, largest_n = Observation(), Observation(), Observation()
     affected = (
         reach.unionByName(
             old_map.join(old_persons.distinct(), ["tenant_id", "person_id"]).select(
@@ -433,6 +435,7 @@ def _stitch(
             )
         )
         .distinct()
+        .observe(affected_n, F.count(F.lit(1)).alias("n"))
         .localCheckpoint()
     )
     # every raw row incident to an affected node (complete K-guard degrees for those nodes);
@@ -455,7 +458,13 @@ def _stitch(
         )
     )
     components = connected_components(inside.localCheckpoint())
-    labels = components.labels.localCheckpoint()
+    component = Window.partitionBy("tenant_id", "component")
+    labels = (
+        components.labels.withColumn("size", F.count(F.lit(1)).over(component))
+        .observe(largest_n, F.max("size").alias("n"))
+        .drop("size")
+        .localCheckpoint()
+    )
     new_persons = persons_of(labels).localCheckpoint()
     new_nodes = _map_nodes(new_persons)
 
@@ -475,10 +484,12 @@ def _stitch(
         changed = changed.unionByName(unpublished)  # persons the half-written map showed
     superseded = {t: base.runs_since_base[t] for t in dirty}
     _log_merges(ctx, both, delivery_date, superseded)
-    changed_ids = changed.select("tenant_id", "node").distinct().localCheckpoint()
-    changed_count = changed_ids.count()
-    affected_count = affected.count()
-    largest = labels.groupBy("tenant_id", "component").count().agg(F.max("count")).first()[0] or 0
+    changed_ids = (
+        changed.select("tenant_id", "node")
+        .distinct()
+        .observe(changed_n, F.count(F.lit(1)).alias("n"))
+        .localCheckpoint()
+    )
 
     # An event's person changes exactly when its identifier's person does: those
     # identifiers' dates are restated. A person's other events change only through its
@@ -511,9 +522,9 @@ def _stitch(
         changed_ids,
         restated_persons,
         components.iterations,
-        affected_count,
-        changed_count,
-        int(largest),
+        affected_n.get["n"],
+        changed_n.get["n"],
+        largest_n.get["n"] or 0,  # NULL: no identifier to stitch
     )
 
 
