@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, Observation, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.context import RunContext
@@ -63,6 +63,7 @@ from jobs.tables import (
     TableSpec,
 )
 from jobs.transforms.attribution import attribute_accounts
+from jobs.transforms.frames import checkpoint_observing
 from jobs.transforms.identity import (
     apply_k_guard,
     connected_components,
@@ -102,11 +103,19 @@ def _map_nodes(identity_map: DataFrame) -> DataFrame:
     )
 
 
-def _dates_by_tenant(df: DataFrame, date_column: str = "event_date") -> Dates:
-    """Collect the distinct (tenant, date) pairs of a small frame."""
-    out: Dates = defaultdict(set)
-    for row in df.select("tenant_id", date_column).distinct().collect():
-        out[row.tenant_id].add(row[date_column])
+_FIRST_CALL = "first changed group call"  # not a restatement reason: a date to rebuild from
+
+
+def _dates_by_reason(findings: list[DataFrame]) -> dict[str, Dates]:
+    """The distinct (tenant_id, event_date) of small frames, per their `reason` column: one
+    Spark job for all of them."""
+    out: dict[str, Dates] = defaultdict(lambda: defaultdict(set))
+    if findings:
+        union = findings[0]
+        for more in findings[1:]:
+            union = union.unionByName(more)
+        for row in union.distinct().collect():
+            out[row.reason][row.tenant_id].add(row.event_date)
     return out
 
 
@@ -121,9 +130,10 @@ def _replace_evidence(
     predicate: str,
     base: SilverBase,
     tenants: list[str],
-) -> DataFrame:
-    """Replace the touched partitions of an evidence table; return the symmetric difference
-    (rows added or removed, with `change` = 'added' | 'removed') between old and new.
+) -> tuple[DataFrame, int]:
+    """Replace the touched partitions of an evidence table; → the symmetric difference
+    (rows added or removed, with `change` = 'added' | 'removed') between old and new, and
+    its number of rows.
 
     Old is the base (`jobs.silver_progress`). For a tenant an interrupted pass left
     half-written the whole tenant is compared: that pass may have published other dates."""
@@ -149,16 +159,17 @@ def _replace_evidence(
             .withColumn("change", F.lit("added"))
             .unionByName(old.exceptAll(after).withColumn("change", F.lit("removed")))
         )
-    diff = diff.localCheckpoint()  # materialise before the old rows are overwritten
+    # materialised before the old rows are overwritten; counted by the same job
+    diff, seen = checkpoint_observing(diff, n=F.count(F.lit(1)))
     ctx.gates.publish(spec, new, predicate)
     new.unpersist()
-    return diff
+    return diff, seen["n"]
 
 
 def _graph_changes(
     ctx: RunContext, edge_diff: DataFrame, base: SilverBase, tenants: list[str]
-) -> DataFrame:
-    """Edges and nodes whose presence in the tenant's whole graph changed.
+) -> tuple[DataFrame, int]:
+    """Edges and nodes whose presence in the tenant's whole graph changed, and how many.
 
     `edge_diff` is per partition: a returning user's node is "added" to every new date.
     Only rows present in the union of all dates before and absent after (or the reverse)
@@ -184,11 +195,14 @@ def _graph_changes(
         joined = joined.join(present(before, "before"), key, "left")
     else:
         joined = joined.withColumn("before", F.lit(None).cast("boolean"))
-    return (
-        joined.where(F.coalesce("now", F.lit(False)) != F.coalesce("before", F.lit(False)))
-        .select("tenant_id", "src", F.when(F.col("dkey") != "", F.col("dkey")).alias("dst"))
-        .localCheckpoint()
+    changed = F.coalesce("now", F.lit(False)) != F.coalesce("before", F.lit(False))
+    changes, seen = checkpoint_observing(
+        joined.where(changed).select(
+            "tenant_id", "src", F.when(F.col("dkey") != "", F.col("dkey")).alias("dst")
+        ),
+        n=F.count(F.lit(1)),
     )
+    return changes, seen["n"]
 
 
 def build(
@@ -212,7 +226,7 @@ def build(
 
     # 1. evidence -------------------------------------------------------------------------
     with ctx.stage("silver.identity_edges"):
-        edge_diff = _replace_evidence(
+        edge_diff, _ = _replace_evidence(
             ctx,
             SILVER_IDENTITY_EDGES,
             raw_identity_edges(survivors, keys=("tenant_id", "event_date")).select(
@@ -223,7 +237,7 @@ def build(
             people,
         )
     with ctx.stage("silver.group_calls"):
-        call_diff = _replace_evidence(
+        call_diff, call_changes = _replace_evidence(
             ctx,
             SILVER_GROUP_CALLS,
             survivors.where(F.col("type") == "group").select(*GROUP_CALL_COLUMNS),
@@ -234,8 +248,8 @@ def build(
 
     # 2. stitching ------------------------------------------------------------------------
     with ctx.stage("silver.identity"):
-        edge_diff = _graph_changes(ctx, edge_diff, base, people)
-        if edge_diff.isEmpty() and not base.dirty(people):  # the same graph: the same persons
+        edge_diff, graph_changes = _graph_changes(ctx, edge_diff, base, people)
+        if not graph_changes and not base.dirty(people):  # the same graph: the same persons
             nodes = spark.createDataFrame([], "tenant_id string, node string")
             none = spark.createDataFrame([], "tenant_id string, person_id string")
             stitched = _Stitched(nodes, none, 0, 0, 0, 0)
@@ -255,8 +269,16 @@ def build(
         person_dates = node_dates.join(identity_map, ["tenant_id", "node"]).select(
             "tenant_id", "person_id", "event_date"
         )
-        by_identity = (
-            _dates_by_tenant(
+        calls = (
+            read_table(spark, ctx.path(SILVER_GROUP_CALLS.name))
+            .where(tenant_filter)
+            .withColumn("node", event_node())
+            .join(identity_map, ["tenant_id", "node"])
+        )
+        # (tenant_id, event_date, reason) of every finding, gathered by one collect
+        findings: list[DataFrame] = []
+        if stitched.changed_nodes:
+            findings.append(
                 node_dates.join(stitched.changed_ids, ["tenant_id", "node"], "left_semi")
                 .select("tenant_id", "event_date")
                 .unionByName(
@@ -264,21 +286,13 @@ def build(
                         stitched.restated_persons, ["tenant_id", "person_id"], "left_semi"
                     ).select("tenant_id", "event_date")
                 )
+                .withColumn("reason", F.lit("identity"))
             )
-            if stitched.changed_nodes
-            else {}
-        )
-        calls = (
-            read_table(spark, ctx.path(SILVER_GROUP_CALLS.name))
-            .where(tenant_filter)
-            .withColumn("node", event_node())
-            .join(identity_map, ["tenant_id", "node"])
-        )
-        by_calls, group_changes = (
-            ({}, {})
-            if call_diff.isEmpty()
-            else _attribution_restatement(call_diff, identity_map, calls, person_dates)
-        )
+        if call_changes:
+            findings += _attribution_restatement(call_diff, identity_map, calls, person_dates)
+        found = _dates_by_reason(findings)
+        by_identity, by_calls = found.get("identity", {}), found.get("attribution", {})
+        group_changes = {t: min(ds) for t, ds in found.get(_FIRST_CALL, {}).items()}
     restated: dict[str, dict[dt.date, set[str]]] = defaultdict(lambda: defaultdict(set))
     for reason, dates in (
         ("events", touched_dates),
@@ -427,16 +441,13 @@ def _stitch(
     reach = touched.unionByName(neighbours).distinct()
     old_persons = old_map.join(reach, ["tenant_id", "node"]).select("tenant_id", "person_id")
     # the log line's figures ride on the checkpoints' own jobs as observed metrics
-    affected_n, changed_n, largest_n = Observation(), Observation(), Observation()
-    affected = (
+    affected, affected_n = checkpoint_observing(
         reach.unionByName(
             old_map.join(old_persons.distinct(), ["tenant_id", "person_id"]).select(
                 "tenant_id", "node"
             )
-        )
-        .distinct()
-        .observe(affected_n, F.count(F.lit(1)).alias("n"))
-        .localCheckpoint()
+        ).distinct(),
+        n=F.count(F.lit(1)),
     )
     # every raw row incident to an affected node (complete K-guard degrees for those nodes);
     # materialised once: the K guard and the component rounds refer to it many times, and
@@ -459,12 +470,11 @@ def _stitch(
     )
     components = connected_components(inside.localCheckpoint())
     component = Window.partitionBy("tenant_id", "component")
-    labels = (
-        components.labels.withColumn("size", F.count(F.lit(1)).over(component))
-        .observe(largest_n, F.max("size").alias("n"))
-        .drop("size")
-        .localCheckpoint()
+    sized, largest_n = checkpoint_observing(
+        components.labels.withColumn("size", F.count(F.lit(1)).over(component)),
+        n=F.max("size"),
     )
+    labels = sized.drop("size")
     new_persons = persons_of(labels).localCheckpoint()
     new_nodes = _map_nodes(new_persons)
 
@@ -484,11 +494,8 @@ def _stitch(
         changed = changed.unionByName(unpublished)  # persons the half-written map showed
     superseded = {t: base.runs_since_base[t] for t in dirty}
     _log_merges(ctx, both, delivery_date, superseded)
-    changed_ids = (
-        changed.select("tenant_id", "node")
-        .distinct()
-        .observe(changed_n, F.count(F.lit(1)).alias("n"))
-        .localCheckpoint()
+    changed_ids, changed_n = checkpoint_observing(
+        changed.select("tenant_id", "node").distinct(), n=F.count(F.lit(1))
     )
 
     # An event's person changes exactly when its identifier's person does: those
@@ -522,9 +529,9 @@ def _stitch(
         changed_ids,
         restated_persons,
         components.iterations,
-        affected_n.get["n"],
-        changed_n.get["n"],
-        largest_n.get["n"] or 0,  # NULL: no identifier to stitch
+        affected_n["n"],
+        changed_n["n"],
+        largest_n["n"] or 0,  # NULL: no identifier to stitch
     )
 
 
@@ -655,8 +662,9 @@ def _log_merges(
 
 def _attribution_restatement(
     call_diff: DataFrame, identity_map: DataFrame, calls: DataFrame, person_dates: DataFrame
-) -> tuple[Dates, dict[str, dt.date]]:
-    """Dates whose attribution a changed `group` call can alter (§4.5 rules 2 and 3).
+) -> list[DataFrame]:
+    """Dates whose attribution a changed `group` call can alter (§4.5 rules 2 and 3), with
+    reason `attribution`, and each tenant's earliest changed call's date (`_FIRST_CALL`).
 
     A call at t changes "latest call ≤ ts" only for the person's events at or after t; it
     changes "earliest call" (all earlier events) only when it is, or was, the earliest.
@@ -682,16 +690,17 @@ def _attribution_restatement(
             .alias("from_date"),
         )
     )
-    dates = _dates_by_tenant(
-        person_dates.join(per_person, ["tenant_id", "person_id"]).where(
-            F.col("event_date") >= F.col("from_date")
-        )
+    dates = (
+        person_dates.join(per_person, ["tenant_id", "person_id"])
+        .where(F.col("event_date") >= F.col("from_date"))
+        .select("tenant_id", "event_date", F.lit("attribution").alias("reason"))
     )
-    group_changes = {
-        r.tenant_id: r.first
-        for r in call_diff.groupBy("tenant_id").agg(F.min("event_date").alias("first")).collect()
-    }
-    return dates, group_changes
+    first_calls = (
+        call_diff.groupBy("tenant_id")
+        .agg(F.min("event_date").alias("event_date"))
+        .withColumn("reason", F.lit(_FIRST_CALL))
+    )
+    return [dates, first_calls]
 
 
 def _publish_sessions(ctx: RunContext, written: Dates) -> None:

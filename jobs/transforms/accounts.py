@@ -38,6 +38,7 @@ from pyspark.sql import functions as F
 
 from jobs.config import TICKET_PRIORITIES
 from jobs.transforms.events import is_present, json_type, local_date, parse_timestamp
+from jobs.transforms.frames import checkpoint_observing
 
 REJECT_REASONS = (
     "oversized_record",
@@ -582,14 +583,14 @@ def resolve_hierarchy(
     """Effective parent, ancestors (nearest first), depth and in_cycle per edge row.
 
     Chains are climbed one level per round with a join against `edges` (one small Spark job
-    per level; lineage is cut with `localCheckpoint` each round, and the loop stops as soon as
-    no chain is open), so nothing is collected to the driver and depth is bounded only by
-    `max_depth`. A chain closes when it reaches a root, returns to its own account (the
-    account is in a cycle), reaches an account already in the chain (it leads into a cycle:
-    its ancestors stop at the first cycle member, which is a root), or exceeds `max_depth`
-    (treated like a cycle: the account becomes a root flagged in_cycle). Cycle members are
-    roots: parent NULL, ancestors [], depth 0, in_cycle true; `declared_parent_id` keeps the
-    parent the sources declared, for the quality report.
+    per level: lineage is cut with a local checkpoint each round, and the same job tells
+    whether a chain is still open; the loop stops when none is), so nothing is collected to
+    the driver and depth is bounded only by `max_depth`. A chain closes when it reaches a
+    root, returns to its own account (the account is in a cycle), reaches an account already
+    in the chain (it leads into a cycle: its ancestors stop at the first cycle member, which
+    is a root), or exceeds `max_depth` (treated like a cycle: the account becomes a root
+    flagged in_cycle). Cycle members are roots: parent NULL, ancestors [], depth 0, in_cycle
+    true; `declared_parent_id` keeps the parent the sources declared, for the quality report.
 
     `edges`: tenant_id, as_of_date, account_id, parent_id, parent_source (one row per
     account and date; every parent id has a row of its own) — persist it before calling.
@@ -613,11 +614,13 @@ def resolve_hierarchy(
         F.col("parent_id").alias("_top"),
         F.lit(None).cast("string").alias("_entry"),
     )
-    state = start.localCheckpoint(eager=True)
+    # whether a chain is still open rides on each level's own job (an observed metric)
+    still_open = F.max((F.col("_status") == _OPEN).cast("int"))
+    state, seen = checkpoint_observing(start, open=still_open)
     for _ in range(max_depth + 1):
-        if state.where(F.col("_status") == _OPEN).isEmpty():
+        if not seen["open"]:  # 0, or None: no rows at all
             break
-        state = _climb(state, edges, max_depth).localCheckpoint(eager=True)
+        state, seen = checkpoint_observing(_climb(state, edges, max_depth), open=still_open)
     status, chain = F.col("_status"), F.col("_chain")
     ancestors = (
         F.when(status == _ROOT, chain)

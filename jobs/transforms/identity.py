@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, Observation, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+
+from jobs.transforms.frames import checkpoint_observing
 
 _SEP = "\x1f"
 
@@ -189,13 +191,13 @@ def connected_components(
         rounds += 1
         # the convergence test rides on the round's own job: an observed metric of the
         # frame being checkpointed, not a second action over the checkpoint
-        flags = Observation()
-        current = checkpoint(
-            _marked(_small_star(_large_star(current)))
-            .observe(flags, F.max(F.col("open").cast("int")).alias("open"))
-            .select("u", "v")
+        marked, flags = checkpoint_observing(
+            _marked(_small_star(_large_star(current))),
+            checkpoint,
+            open=F.max(F.col("open").cast("int")),
         )
-        if not flags.get["open"]:  # NULL: no edge left at all
+        current = marked.select("u", "v")
+        if not flags["open"]:  # NULL: no edge left at all
             break
         if rounds >= max_iterations:
             raise RuntimeError(f"connected components did not converge in {max_iterations} rounds")
