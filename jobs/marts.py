@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.context import RunContext
-from jobs.delta_io import Dates, date_range, read_table
+from jobs.delta_io import Dates, date_range, materialize, read_table, release
 from jobs.gold import (
     WINDOW,
     Plan,
@@ -99,43 +99,54 @@ def _feature_adoption(ctx: RunContext, daily: Dates) -> None:
 
 
 def _health(ctx: RunContext, health: Dates) -> None:
+    """The health score reads each input several times (windows, trends, scopes, breadth):
+    every input is computed once and kept (`materialize`), so the score's plan holds six
+    kept frames, not the ~60 Delta scans of re-reading them, each planned and listed anew."""
     table = GOLD_ACCOUNT_HEALTH_DAILY
     spark = ctx.spark
     with ctx.stage(table.name):
         inputs = lookback(health, (*range(marts.SHORT_WINDOW), marts.TREND_LAG_DAYS))
-        account_days = read_parts(
-            ctx, GOLD_ACCOUNT_DAILY.name, inputs, "activity_date", ACCOUNT_DAILY_SCHEMA
+        account_days = materialize(
+            read_parts(ctx, GOLD_ACCOUNT_DAILY.name, inputs, "activity_date", ACCOUNT_DAILY_SCHEMA)
         )
-        adoption = read_parts(
+        adoption = materialize(read_parts(
             ctx, GOLD_FEATURE_ADOPTION_DAILY.name, health, "activity_date",
             "tenant_id string, activity_date date, scope string, account_id string",
-        )  # fmt: skip
-        hierarchy = hierarchy_on(ctx, health)
-        seats = rollups.scoped_seats(seats_on(ctx, health), hierarchy)
+        ))  # fmt: skip
+        hierarchy = materialize(hierarchy_on(ctx, health))
+        seats = materialize(rollups.scoped_seats(seats_on(ctx, health), hierarchy))
         goal = targets(ctx, health)
         tickets = read_table(spark, ctx.path(SILVER_TICKETS.name))
         if tickets is None:
             tickets = spark.createDataFrame(
                 [], "tenant_id string, account_id string, created_date date, priority string"
             )
-        tickets = marts.tickets_in_window(
-            tickets.where(F.col("tenant_id").isin(sorted(health))),
-            goal,
-            hierarchy,
-            ctx.settings.health,
+        tickets = materialize(
+            marts.tickets_in_window(
+                tickets.where(F.col("tenant_id").isin(sorted(health))),
+                goal,
+                hierarchy,
+                ctx.settings.health,
+            )
         )
-        rows = marts.account_health_daily(
-            account_days,
-            seats,
-            adoption,
-            tickets,
-            _tiers(ctx, goal, sorted(health)),
-            goal,
-            ctx.settings.health,
-            ctx.settings.metrics.version_of(table.name),
-            ctx.run_id,
-        )
-        publish(ctx, table, rows, health, "activity_date")
+        tiers = materialize(_tiers(ctx, goal, sorted(health)))
+        kept = (account_days, adoption, hierarchy, seats, tickets, tiers)
+        try:
+            rows = marts.account_health_daily(
+                account_days,
+                seats,
+                adoption,
+                tickets,
+                tiers,
+                goal,
+                ctx.settings.health,
+                ctx.settings.metrics.version_of(table.name),
+                ctx.run_id,
+            )
+            publish(ctx, table, rows, health, "activity_date")
+        finally:
+            for df in kept:
+                release(df)
 
 
 def _tiers(ctx: RunContext, goal: DataFrame, tenants: list[str]) -> DataFrame:

@@ -481,19 +481,25 @@ def _stitch(
     def against(persons: DataFrame) -> DataFrame:
         """Every affected identifier: its person in `persons` (old) and now (new)."""
         inside = persons.join(affected, ["tenant_id", "node"], "left_semi")
-        return _paired(inside, new_nodes).localCheckpoint()
+        return _paired(inside, new_nodes)
 
-    both = against(old_map)
+    # how many identifiers went from one person to another rides on the checkpoint's job
+    # (none: no merge log rows)
+    old_id, new_id = F.col("old_person_id"), F.col("new_person_id")
+    both, moved = checkpoint_observing(
+        against(old_map),
+        n=F.count(F.when(old_id.isNotNull() & new_id.isNotNull() & (old_id != new_id), 1)),
+    )
     changed = both.where(_moved())
 
     if not interrupted:
         _publish_map(ctx, map_path, map_version, changed, new_persons)
     else:  # correct the map from what the interrupted pass left; restate from the base
-        unpublished = against(now_map).where(_moved())
+        unpublished = against(now_map).localCheckpoint().where(_moved())
         _publish_map(ctx, map_path, map_version, unpublished, new_persons)
         changed = changed.unionByName(unpublished)  # persons the half-written map showed
     superseded = {t: base.runs_since_base[t] for t in dirty}
-    _log_merges(ctx, both, delivery_date, superseded)
+    _log_merges(ctx, both, moved["n"], delivery_date, superseded)
     changed_ids, changed_n = checkpoint_observing(
         changed.select("tenant_id", "node").distinct(), n=F.count(F.lit(1))
     )
@@ -576,6 +582,22 @@ def _publish_map(
 
 
 def _merge_map(ctx: RunContext, map_path: str, source: DataFrame, tenants: list[str]) -> None:
+    """MERGE the changed identifiers into the map. The source is computed from local
+    checkpoints, so it cannot change between the MERGE's two passes: Delta's own copy of
+    the source (`merge.materializeSource`, a Spark job of its own) is turned off for it."""
+    conf, key = ctx.spark.conf, "spark.databricks.delta.merge.materializeSource"
+    before = conf.get(key, None)
+    conf.set(key, "none")
+    try:
+        _merge(ctx, map_path, source, tenants)
+    finally:
+        if before is None:
+            conf.unset(key)
+        else:
+            conf.set(key, before)
+
+
+def _merge(ctx: RunContext, map_path: str, source: DataFrame, tenants: list[str]) -> None:
     (
         DeltaTable.forPath(ctx.spark, map_path)
         .alias("t")
@@ -599,12 +621,14 @@ def _merge_map(ctx: RunContext, map_path: str, source: DataFrame, tenants: list[
 def _log_merges(
     ctx: RunContext,
     both: DataFrame,
+    moves: int,
     delivery_date: dt.date,
     runs_since_base: Mapping[str, Iterable[str]],
 ) -> None:
     """Append who moved where: one row per (old person, new person) pair of this run.
 
-    `both`: every re-stitched identifier with its old and new person. `kind` is `merge` when
+    `both`: every re-stitched identifier with its old and new person; `moves`: how many of
+    them changed from one person to another (no row to log without). `kind` is `merge` when
     the new person gathers identifiers of several old persons, `split` when the old person's
     identifiers now belong to several persons, else `renamed`.
 
@@ -653,7 +677,7 @@ def _log_merges(
     scope = " OR ".join([f"run_id = '{ctx.run_id}'", *superseded])
     if superseded and before is not None:
         replace_partitions(rows, path, scope, SILVER_IDENTITY_MERGES.partition_by)
-    elif rows.isEmpty():
+    elif not moves or (ctx.gates.blocked and rows.isEmpty()):
         return
     else:
         append(rows, path, SILVER_IDENTITY_MERGES.partition_by)

@@ -272,9 +272,9 @@ def test_a_pass_after_an_interrupted_one_replaces_its_merge_log_rows(spark, make
     day = dt.date.fromisoformat(D1)
     for run_id, tenant in (("run_dead", "acme"), ("run_other", "globex")):
         ctx = RunContext(spark, settings, run_id, "run", TEST_PII_KEY.encode())
-        _log_merges(ctx, both(tenant, "p-u1", "p-new"), day, {})
+        _log_merges(ctx, both(tenant, "p-u1", "p-new"), 2, day, {})
     ctx = RunContext(spark, settings, "run_again", "run", TEST_PII_KEY.encode())
-    _log_merges(ctx, both("acme", "p-u1", "p-new"), day, {"acme": ("run_dead",)})
+    _log_merges(ctx, both("acme", "p-u1", "p-new"), 2, day, {"acme": ("run_dead",)})
     rows = spark.read.format("delta").load(path).select("tenant_id", "run_id").collect()
     # two pairs per run (u1 and a1 both moved to p-new); run_dead's are gone
     assert sorted((r.tenant_id, r.run_id) for r in rows) == [
