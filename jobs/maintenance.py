@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from jobs import tables
 from jobs.config import Settings
 from jobs.delta_io import table_exists
+from jobs.spark import conf_for_the_call
 from jobs.validation import require_tenant_id
 
 STEPS = ("optimize", "vacuum", "retention")
@@ -48,17 +49,8 @@ def vacuum(spark, path: str, retain_hours: float) -> None:
     settings = {LISTING_PARALLELISM: str(max(2, spark.sparkContext.defaultParallelism))}
     if retain_hours < 168:
         settings[check] = "false"
-    previous = {k: spark.conf.get(k, None) for k in settings}
-    for k, v in settings.items():
-        spark.conf.set(k, v)
-    try:
+    with conf_for_the_call(spark, settings):
         DeltaTable.forPath(spark, path).vacuum(retain_hours)
-    finally:
-        for k, v in previous.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)
 
 
 def _date_column(spec: tables.TableSpec) -> str | None:

@@ -31,6 +31,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import reduce
 
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
@@ -51,6 +52,7 @@ from jobs.delta_io import (
     with_commit_retry,
 )
 from jobs.silver_progress import SilverBase
+from jobs.spark import conf_for_the_call
 from jobs.tables import (
     SILVER_ACCOUNT_MEMBERSHIPS,
     SILVER_EVENTS,
@@ -111,10 +113,7 @@ def _dates_by_reason(findings: list[DataFrame]) -> dict[str, Dates]:
     Spark job for all of them."""
     out: dict[str, Dates] = defaultdict(lambda: defaultdict(set))
     if findings:
-        union = findings[0]
-        for more in findings[1:]:
-            union = union.unionByName(more)
-        for row in union.distinct().collect():
+        for row in reduce(DataFrame.unionByName, findings).distinct().collect():
             out[row.reason][row.tenant_id].add(row.event_date)
     return out
 
@@ -585,37 +584,26 @@ def _merge_map(ctx: RunContext, map_path: str, source: DataFrame, tenants: list[
     """MERGE the changed identifiers into the map. The source is computed from local
     checkpoints, so it cannot change between the MERGE's two passes: Delta's own copy of
     the source (`merge.materializeSource`, a Spark job of its own) is turned off for it."""
-    conf, key = ctx.spark.conf, "spark.databricks.delta.merge.materializeSource"
-    before = conf.get(key, None)
-    conf.set(key, "none")
-    try:
-        _merge(ctx, map_path, source, tenants)
-    finally:
-        if before is None:
-            conf.unset(key)
-        else:
-            conf.set(key, before)
-
-
-def _merge(ctx: RunContext, map_path: str, source: DataFrame, tenants: list[str]) -> None:
-    (
-        DeltaTable.forPath(ctx.spark, map_path)
-        .alias("t")
-        .merge(
-            source.alias("s"),
-            f"t.{tenants_predicate(tenants)} AND t.tenant_id = s.tenant_id "
-            "AND t.id_type = s.id_type AND t.id_value = s.id_value",
+    with conf_for_the_call(ctx.spark, {"spark.databricks.delta.merge.materializeSource": "none"}):
+        (
+            DeltaTable.forPath(ctx.spark, map_path)
+            .alias("t")
+            .merge(
+                source.alias("s"),
+                f"t.{tenants_predicate(tenants)} AND t.tenant_id = s.tenant_id "
+                "AND t.id_type = s.id_type AND t.id_value = s.id_value",
+            )
+            .whenMatchedDelete(condition="s.person_id IS NULL")
+            .whenMatchedUpdate(set={"person_id": "s.person_id", "_run_id": "s._run_id"})
+            .whenNotMatchedInsert(
+                condition="s.person_id IS NOT NULL",
+                values={
+                    c: f"s.{c}"
+                    for c in ("tenant_id", "id_type", "id_value", "person_id", "_run_id")
+                },
+            )
+            .execute()
         )
-        .whenMatchedDelete(condition="s.person_id IS NULL")
-        .whenMatchedUpdate(set={"person_id": "s.person_id", "_run_id": "s._run_id"})
-        .whenNotMatchedInsert(
-            condition="s.person_id IS NOT NULL",
-            values={
-                c: f"s.{c}" for c in ("tenant_id", "id_type", "id_value", "person_id", "_run_id")
-            },
-        )
-        .execute()
-    )
 
 
 def _log_merges(
