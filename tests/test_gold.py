@@ -10,17 +10,28 @@ Tenant initech (UTC). Group calls make P the parent of A and B. Worked out by ha
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pyspark.sql import functions as F
 
 from jobs.delta_io import partitions_written
+from jobs.pipeline import execute
 
 from .conftest import TEST_TENANTS, read, write_delivery
-from .test_people import D1, D2, D3, ev
-from .test_people import run as run_silver
+
+D1, D2, D3 = "2026-03-05", "2026-03-06", "2026-03-07"
+
+
+def ev(mid: str, ts: str, **kw: object) -> dict:
+    return {"message_id": mid, "type": "track", "event": "report_viewed", "timestamp": ts,
+            "schema_version": 2, **kw}  # fmt: skip
 
 
 def run(settings, spark, *days: str):
-    return run_silver(settings, spark, *days, through="gold")
+    dates = [dt.date.fromisoformat(d) for d in days]
+    result = execute(settings, "run", dates, None, spark=spark, through="gold")
+    assert result.status == "succeeded", result.error
+    return result
 
 
 def group(mid: str, ts: str, account: str, user: str) -> dict:
