@@ -293,6 +293,13 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     return factory
 
 
+def track_event(mid: str, ts: str, **kw: object) -> dict:
+    """A track call as the hand-built deliveries write it; `kw` adds or overrides fields
+    (another `type`, `event=None`, identifiers, traits)."""
+    return {"message_id": mid, "type": "track", "event": "report_viewed", "timestamp": ts,
+            "schema_version": 2, **kw}  # fmt: skip
+
+
 def write_delivery(
     landing: Path,
     tenant: str,

@@ -18,13 +18,9 @@ from jobs.delta_io import partitions_written
 from jobs.pipeline import execute
 
 from .conftest import TEST_TENANTS, read, write_delivery
+from .conftest import track_event as ev
 
 D1, D2, D3 = "2026-03-05", "2026-03-06", "2026-03-07"
-
-
-def ev(mid: str, ts: str, **kw: object) -> dict:
-    return {"message_id": mid, "type": "track", "event": "report_viewed", "timestamp": ts,
-            "schema_version": 2, **kw}  # fmt: skip
 
 
 def run(settings, spark, *days: str):

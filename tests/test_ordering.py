@@ -25,6 +25,7 @@ from jobs.delta_io import date_range
 from jobs.pipeline import execute
 
 from .conftest import TEST_TENANTS, assert_same_rows, data_tables, read, write_delivery
+from .conftest import track_event as ev
 
 pytestmark = pytest.mark.slow
 DAYS = [dt.date(2026, 3, 5) + dt.timedelta(days=i) for i in range(5)]
@@ -32,11 +33,6 @@ D1, D2, D3, D4, D5 = (d.isoformat() for d in DAYS)
 TENANTS = ["acme", "globex"]
 DATA_TABLES = data_tables("silver", "gold")
 WATCHED = ("silver.events", "silver.account_hierarchy", "gold.account_daily")
-
-
-def ev(mid: str, ts: str, **kw: object) -> dict:
-    return {"message_id": mid, "type": "track", "event": "report_viewed", "timestamp": ts,
-            "schema_version": 2, **kw}  # fmt: skip
 
 
 def acct(account_id: str, parent: str | None = None) -> dict:

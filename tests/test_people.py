@@ -30,6 +30,7 @@ from .conftest import (
     write_conf,
     write_delivery,
 )
+from .conftest import track_event as ev
 
 D1, D2, D3, D4 = "2026-03-05", "2026-03-06", "2026-03-07", "2026-03-08"
 DAYS = (D1, D2, D3, D4)
@@ -41,11 +42,6 @@ TENANTS = (
     ("merge", "UTC"), ("attrib", "UTC"), ("restate", "UTC"), ("kiosk", "America/New_York"),
     ("pii", "America/New_York"), ("mail-a", "America/New_York"), ("mail-b", "Asia/Kolkata"),
 )  # fmt: skip
-
-
-def ev(mid: str, ts: str, **kw: object) -> dict:
-    return {"message_id": mid, "type": "track", "event": "report_viewed", "timestamp": ts,
-            "schema_version": 2, **kw}  # fmt: skip
 
 
 def land(landing: Path) -> None:
