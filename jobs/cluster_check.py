@@ -23,9 +23,13 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobs.config import load_settings
 from jobs.jars import JARS_DIR, resolved_jars
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 SPARK_HOME = Path(__import__("pyspark").__file__).parent
 COMPARED_LAYERS = ("silver", "gold")
@@ -123,13 +127,15 @@ def submit(master_url: str, args: list[str], log: Path, spark_conf: Sequence[str
         raise SystemExit(f"spark-submit exited {code}; last lines of {log}:\n" + "\n".join(tail))
 
 
-def compare(cluster_wh: str, reference_wh: str) -> list[str]:
-    """Names of the silver and gold tables whose rows differ (lineage columns aside)."""
-    from jobs.spark import build_session
+def compare(cluster_wh: str, reference_wh: str, spark: SparkSession | None = None) -> list[str]:
+    """Names of the silver and gold tables whose rows differ (lineage columns aside), read
+    with `spark` (a session of the caller's: the test suite's) or a local session built here."""
+    if spark is None:
+        from jobs.spark import build_session
 
-    settings = load_settings(warehouse=reference_wh)
-    local = {"spark.master": "local[2]", "spark.sql.shuffle.partitions": "4"}
-    spark = build_session(settings, "lakehouse cluster-check compare", local)
+        settings = load_settings(warehouse=reference_wh)
+        local = {"spark.master": "local[2]", "spark.sql.shuffle.partitions": "4"}
+        spark = build_session(settings, "lakehouse cluster-check compare", local)
     differ = []
     for layer in COMPARED_LAYERS:
         for table_dir in sorted(Path(reference_wh, layer).iterdir()):
@@ -145,6 +151,25 @@ def compare(cluster_wh: str, reference_wh: str) -> list[str]:
     return differ
 
 
+def run_on_cluster(
+    landing: str, date: str, out: Path, spark_conf: Sequence[str] = ()
+) -> tuple[list[dict], float]:
+    """Start the loopback cluster, submit the delivery `date` into `out`/cluster_wh, stop
+    the cluster → (the master's completed applications, seconds). Raises SystemExit when
+    the run failed or did not use the workers' executors."""
+    shutil.rmtree(out / "cluster_wh", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    run_args = ["run", "--date", date, "--landing", landing]
+    started = time.monotonic()
+    with standalone_cluster(out) as (master_url, status_url):
+        submit(master_url, [*run_args, "--warehouse", str(out / "cluster_wh")],
+               out / "submit.log", spark_conf)  # fmt: skip
+        apps = _wait_for(status_url).get("completedapps", [])
+    if not apps or not any(a.get("cores", 0) >= 1 for a in apps):
+        raise SystemExit(f"the application did not run on the standalone workers: {apps}")
+    return apps, time.monotonic() - started
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--landing", required=True)
@@ -158,23 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         if "=" not in kv or not kv.split("=", 1)[0].startswith("spark."):
             parser.error(f"--spark-conf {kv!r}: expected spark.KEY=VALUE")
     out = Path(opts.out)
-    shutil.rmtree(out / "cluster_wh", ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
-    run_args = ["run", "--date", opts.date, "--landing", opts.landing]
-    started = time.monotonic()
-    with standalone_cluster(out) as (master_url, status_url):
-        submit(master_url, [*run_args, "--warehouse", str(out / "cluster_wh")],
-               out / "submit.log", opts.spark_conf)  # fmt: skip
-        apps = _wait_for(status_url).get("completedapps", [])
-    cluster_seconds = time.monotonic() - started
-    if not apps or not any(a.get("cores", 0) >= 1 for a in apps):
-        raise SystemExit(f"the application did not run on the standalone workers: {apps}")
+    apps, cluster_seconds = run_on_cluster(opts.landing, opts.date, out, opts.spark_conf)
     reference = opts.reference
     if reference is None:
         reference = str(out / "local_wh")
         shutil.rmtree(reference, ignore_errors=True)
-        subprocess.check_call([sys.executable, "-m", "jobs.cli", *run_args,
-                               "--warehouse", reference])  # fmt: skip
+        subprocess.check_call([sys.executable, "-m", "jobs.cli", "run", "--date", opts.date,
+                               "--landing", opts.landing, "--warehouse", reference])  # fmt: skip
     differ = compare(str(out / "cluster_wh"), reference)
     print(f"cluster run: {cluster_seconds:.0f}s on {len(apps)} application(s), "
           f"executor cores {[a.get('cores') for a in apps]}")  # fmt: skip
