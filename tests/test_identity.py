@@ -106,3 +106,38 @@ def test_iteration_bound_is_enforced(spark) -> None:
     with pytest.raises(RuntimeError, match="did not converge in 1 rounds"):
         connected_components(identity_edges(events, K), max_iterations=1)
     assert connected_components(identity_edges(events, K)).iterations >= 2
+
+
+def smallest_member(edges: list[tuple[str, str]], nodes: set[str]) -> dict[str, str]:
+    """Reference labels: each node → the smallest node of its component (union-find)."""
+    parent = {n: n for n in nodes}
+
+    def root(n: str) -> str:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for a, b in edges:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {n: root(n) for n in nodes}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_components_of_random_graphs_match_a_union_find(spark, seed) -> None:
+    """Stars, chains and stray edges over two tenants: every label the smallest node of
+    its component, as a plain union-find gives it."""
+    rng = random.Random(seed)
+    rows, reference = [], {}
+    for tenant in ("acme", "globex"):
+        nodes = [f"user_id:u{i:03d}" for i in range(60)]
+        edges = [tuple(rng.sample(nodes, 2)) for _ in range(45)]
+        edges += [(nodes[i], nodes[i + 1]) for i in range(10, 25)]  # a long chain
+        rows += [(tenant, a, b) for a, b in edges] + [(tenant, n, None) for n in nodes]
+        labels = smallest_member(edges, set(nodes))
+        reference.update({(tenant, n): labels[n] for n in nodes})
+    edges = spark.createDataFrame(rows, "tenant_id string, src string, dst string")
+    result = connected_components(edges)
+    assert {(r.tenant_id, r.node): r.component for r in result.labels.collect()} == reference

@@ -122,12 +122,25 @@ class Components:
     iterations: int
 
 
+def _edges_of(rows: DataFrame, *pairs: tuple[str, str]) -> DataFrame:
+    """An edge (u, v) for each pair of `rows`' columns, per row: one pass over `rows`."""
+    ends = [F.struct(F.col(u).alias("u"), F.col(v).alias("v")) for u, v in pairs]
+    return rows.select(F.explode(F.array(*ends)).alias("e")).select("e.u", "e.v")
+
+
+# Each star step is one window over its edges grouped by u: the smallest neighbour travels
+# with every edge instead of being aggregated and joined back, so a round's plan reads its
+# input once per step rather than once per reference (a tiny delivery's round: 61 stages).
+def _smallest_v_of_u() -> Column:
+    return F.min("v").over(Window.partitionBy("u"))
+
+
 def _large_star(edges: DataFrame) -> DataFrame:
-    both = edges.unionByName(edges.select(F.col("v").alias("u"), F.col("u").alias("v")))
-    smallest = both.groupBy("u").agg(F.least(F.min("v"), F.col("u")).alias("m"))
+    """Every neighbour v > u of u linked to the smallest of u and its neighbours."""
     return (
-        both.where(F.col("v") > F.col("u"))
-        .join(smallest, "u")
+        _edges_of(edges, ("u", "v"), ("v", "u"))
+        .withColumn("m", F.least(_smallest_v_of_u(), F.col("u")))
+        .where(F.col("v") > F.col("u"))
         .select(F.col("v").alias("u"), F.col("m").alias("v"))
         .where(F.col("u") != F.col("v"))
         .distinct()
@@ -135,16 +148,13 @@ def _large_star(edges: DataFrame) -> DataFrame:
 
 
 def _small_star(edges: DataFrame) -> DataFrame:
-    both = edges.unionByName(edges.select(F.col("v").alias("u"), F.col("u").alias("v")))
-    down = both.where(F.col("v") < F.col("u"))  # neighbours smaller than u
-    smallest = down.groupBy("u").agg(F.min("v").alias("m"))
-    linked = down.join(smallest, "u")
-    return (
-        linked.select(F.col("v").alias("u"), F.col("m").alias("v"))
-        .unionByName(linked.select("u", F.col("m").alias("v")))
-        .where(F.col("u") != F.col("v"))
-        .distinct()
+    """u and every neighbour smaller than u linked to the smallest of those neighbours."""
+    linked = (
+        _edges_of(edges, ("u", "v"), ("v", "u"))
+        .where(F.col("v") < F.col("u"))  # neighbours smaller than u
+        .withColumn("m", _smallest_v_of_u())
     )
+    return _edges_of(linked, ("v", "m"), ("u", "m")).where(F.col("u") != F.col("v")).distinct()
 
 
 def _marked(edges: DataFrame) -> DataFrame:
