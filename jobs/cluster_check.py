@@ -151,6 +151,11 @@ def compare(cluster_wh: str, reference_wh: str, spark: SparkSession | None = Non
     return differ
 
 
+def run_args(date: str, landing: str, warehouse: str) -> list[str]:
+    """The `lakehouse run` arguments of one delivery, for the cluster and the local run."""
+    return ["run", "--date", date, "--landing", landing, "--warehouse", warehouse]
+
+
 def run_on_cluster(
     landing: str, date: str, out: Path, spark_conf: Sequence[str] = ()
 ) -> tuple[list[dict], float]:
@@ -159,10 +164,9 @@ def run_on_cluster(
     the run failed or did not use the workers' executors."""
     shutil.rmtree(out / "cluster_wh", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    run_args = ["run", "--date", date, "--landing", landing]
     started = time.monotonic()
     with standalone_cluster(out) as (master_url, status_url):
-        submit(master_url, [*run_args, "--warehouse", str(out / "cluster_wh")],
+        submit(master_url, run_args(date, landing, str(out / "cluster_wh")),
                out / "submit.log", spark_conf)  # fmt: skip
         apps = _wait_for(status_url).get("completedapps", [])
     if not apps or not any(a.get("cores", 0) >= 1 for a in apps):
@@ -188,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     if reference is None:
         reference = str(out / "local_wh")
         shutil.rmtree(reference, ignore_errors=True)
-        subprocess.check_call([sys.executable, "-m", "jobs.cli", "run", "--date", opts.date,
-                               "--landing", opts.landing, "--warehouse", reference])  # fmt: skip
+        subprocess.check_call([sys.executable, "-m", "jobs.cli",
+                               *run_args(opts.date, opts.landing, reference)])  # fmt: skip
     differ = compare(str(out / "cluster_wh"), reference)
     print(f"cluster run: {cluster_seconds:.0f}s on {len(apps)} application(s), "
           f"executor cores {[a.get('cores') for a in apps]}")  # fmt: skip

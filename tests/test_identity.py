@@ -8,6 +8,8 @@ import pytest
 
 from jobs.transforms.identity import connected_components, identity_edges
 
+from .reference_model import UnionFind
+
 SCHEMA = (
     "tenant_id string, type string, user_id string, anonymous_id string, "
     "previous_id string, email_hash string"
@@ -108,23 +110,6 @@ def test_iteration_bound_is_enforced(spark) -> None:
     assert connected_components(identity_edges(events, K)).iterations >= 2
 
 
-def smallest_member(edges: list[tuple[str, str]], nodes: set[str]) -> dict[str, str]:
-    """Reference labels: each node → the smallest node of its component (union-find)."""
-    parent = {n: n for n in nodes}
-
-    def root(n: str) -> str:
-        while parent[n] != n:
-            parent[n] = parent[parent[n]]
-            n = parent[n]
-        return n
-
-    for a, b in edges:
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return {n: root(n) for n in nodes}
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 def test_components_of_random_graphs_match_a_union_find(spark, seed) -> None:
     """Stars, chains and stray edges over two tenants: every label the smallest node of
@@ -136,8 +121,10 @@ def test_components_of_random_graphs_match_a_union_find(spark, seed) -> None:
         edges = [tuple(rng.sample(nodes, 2)) for _ in range(45)]
         edges += [(nodes[i], nodes[i + 1]) for i in range(10, 25)]  # a long chain
         rows += [(tenant, a, b) for a, b in edges] + [(tenant, n, None) for n in nodes]
-        labels = smallest_member(edges, set(nodes))
-        reference.update({(tenant, n): labels[n] for n in nodes})
+        components = UnionFind()  # its root: the smallest node of the component
+        for a, b in edges:
+            components.union(a, b)
+        reference.update({(tenant, n): components.find(n) for n in nodes})
     edges = spark.createDataFrame(rows, "tenant_id string, src string, dst string")
     result = connected_components(edges)
     assert {(r.tenant_id, r.node): r.component for r in result.labels.collect()} == reference

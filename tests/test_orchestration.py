@@ -177,8 +177,8 @@ def test_cluster_mode_gives_the_same_silver_and_gold(
     monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", "")  # the submitted run names its own
     # a 1 MiB cap on what any action returns to the driver (issue 8: bounded driver)
     conf = {**SMALL_DATA_CONF, "spark.driver.maxResultSize": "1m"}
-    apps, _ = run_on_cluster(str(landing), DAY, tmp_path, ["=".join(kv) for kv in conf.items()])
-    assert any(a.get("cores", 0) >= 1 for a in apps), apps
+    # raises unless the run succeeded on the workers' executors
+    run_on_cluster(str(landing), DAY, tmp_path, ["=".join(kv) for kv in conf.items()])
     assert compare(str(tmp_path / "cluster_wh"), str(warehouse), spark) == []
 
 

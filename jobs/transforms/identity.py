@@ -130,7 +130,7 @@ def _edges_of(rows: DataFrame, *pairs: tuple[str, str]) -> DataFrame:
 
 # Each star step is one window over its edges grouped by u: the smallest neighbour travels
 # with every edge instead of being aggregated and joined back, so a round's plan reads its
-# input once per step rather than once per reference (a tiny delivery's round: 61 stages).
+# input once per step rather than once per reference.
 def _smallest_v_of_u() -> Column:
     return F.min("v").over(Window.partitionBy("u"))
 
